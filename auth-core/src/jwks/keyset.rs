@@ -1,0 +1,388 @@
+//! A JWK Set parsed into verification keys, and the lookup a token makes in it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use base64::engine::{GeneralPurpose, GeneralPurposeConfig, DecodePaddingMode};
+use jsonwebtoken::DecodingKey;
+use jsonwebtoken::crypto::CryptoProvider;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::algorithm::{Algorithm, AlgorithmSet, KeyKind};
+
+/// RSA keys below this size are refused (NIST SP 800-131A; RFC 7518 §3.3 requires 2048).
+pub(crate) const MIN_RSA_BITS: usize = 2048;
+/// aws-lc verifies up to 8192 bits; larger keys are a CPU-exhaustion lever.
+pub(crate) const MAX_RSA_BITS: usize = 8192;
+
+/// JWK parameters are base64url (RFC 7518 §6); tolerate padding some IdPs add.
+const JWK_B64: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::URL_SAFE,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// One public key, ready to verify: its type, the algorithms it may be used with, and
+/// the key bytes in the form jsonwebtoken's crypto provider wants.
+pub(crate) struct VerifyingKey {
+    pub(crate) kid: Option<Box<str>>,
+    pub(crate) kind: KeyKind,
+    /// Key type ∩ the JWK's `alg` (when present) ∩ the issuer's allow-list.
+    pub(crate) algorithms: AlgorithmSet,
+    decoding: DecodingKey,
+    /// The public key bytes, to tell whether a key survived a refresh unchanged.
+    material: Box<[u8]>,
+}
+
+impl VerifyingKey {
+    /// Verifies `signature` (base64url) over `message` with `alg`, which the caller has
+    /// already checked against [`algorithms`](Self::algorithms).
+    pub(crate) fn verify(&self, provider: &CryptoProvider, alg: Algorithm, message: &[u8], signature: &[u8]) -> bool {
+        match (provider.verifier_factory)(&alg.to_jsonwebtoken(), &self.decoding) {
+            Ok(verifier) => verifier.verify(message, &signature.to_vec()).is_ok(),
+            Err(_) => false,
+        }
+    }
+
+    /// Same key type and bytes: a key that is still published.
+    pub(crate) fn same_key(&self, other: &VerifyingKey) -> bool {
+        self.kind == other.kind && self.kid == other.kid && self.material == other.material
+    }
+}
+
+impl std::fmt::Debug for VerifyingKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifyingKey")
+            .field("kid", &self.kid)
+            .field("kind", &self.kind)
+            .field("algorithms", &self.algorithms)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a token found no key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LookupError {
+    /// No key has the token's kid (or, without kid, no key fits the alg).
+    NotFound,
+    /// No kid, and several keys fit.
+    Ambiguous,
+    /// Keys with the kid exist, but none may be used with the token's alg.
+    AlgorithmMismatch,
+}
+
+/// An immutable set of verification keys. Replaced whole on refresh, never mutated.
+#[derive(Debug, Default)]
+pub(crate) struct KeySet {
+    by_kid: HashMap<Box<str>, Vec<Arc<VerifyingKey>>>,
+    all: Vec<Arc<VerifyingKey>>,
+}
+
+impl KeySet {
+    pub(crate) fn len(&self) -> usize {
+        self.all.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.all.is_empty()
+    }
+
+    pub(crate) fn keys(&self) -> impl Iterator<Item = &Arc<VerifyingKey>> {
+        self.all.iter()
+    }
+
+    /// Finds the key for a token. With a `kid`, only keys with that kid are candidates
+    /// and one must allow `alg`. Without, exactly one key in the set must allow `alg`:
+    /// trying several would let a token make us verify many times.
+    pub(crate) fn find(&self, kid: Option<&str>, alg: Algorithm) -> Result<&Arc<VerifyingKey>, LookupError> {
+        match kid {
+            Some(kid) => {
+                let candidates = self.by_kid.get(kid).ok_or(LookupError::NotFound)?;
+                candidates.iter().find(|k| k.algorithms.contains(alg)).ok_or(LookupError::AlgorithmMismatch)
+            }
+            None => {
+                let mut fitting = self.all.iter().filter(|k| k.algorithms.contains(alg));
+                match (fitting.next(), fitting.next()) {
+                    (Some(key), None) => Ok(key),
+                    (None, _) => Err(LookupError::NotFound),
+                    (Some(_), Some(_)) => Err(LookupError::Ambiguous),
+                }
+            }
+        }
+    }
+
+    /// Whether `key` is still in this set, unchanged.
+    pub(crate) fn contains(&self, key: &VerifyingKey) -> bool {
+        match &key.kid {
+            Some(kid) => self.by_kid.get(kid).is_some_and(|keys| keys.iter().any(|k| k.same_key(key))),
+            None => self.all.iter().any(|k| k.same_key(key)),
+        }
+    }
+
+    fn insert(&mut self, key: VerifyingKey) {
+        let key = Arc::new(key);
+        if let Some(kid) = &key.kid {
+            self.by_kid.entry(kid.clone()).or_default().push(key.clone());
+        }
+        self.all.push(key);
+    }
+}
+
+/// Why a whole JWKS document was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum JwksError {
+    #[error("the JWKS is not a JSON object with a \"keys\" array")]
+    NotAJwkSet,
+    #[error("the JWKS has no usable signing key ({skipped} skipped)")]
+    NoUsableKey { skipped: usize },
+}
+
+/// The members of a JWK this library reads (RFC 7517 §4, RFC 7518 §6).
+#[derive(Deserialize)]
+struct RawJwk {
+    kty: String,
+    #[serde(default)]
+    kid: Option<String>,
+    #[serde(default, rename = "use")]
+    use_: Option<String>,
+    #[serde(default)]
+    key_ops: Option<Vec<String>>,
+    #[serde(default)]
+    alg: Option<String>,
+    #[serde(default)]
+    crv: Option<String>,
+    #[serde(default)]
+    n: Option<String>,
+    #[serde(default)]
+    e: Option<String>,
+    #[serde(default)]
+    x: Option<String>,
+    #[serde(default)]
+    y: Option<String>,
+    /// Private parameters: a JWKS that publishes them is broken; such keys are refused.
+    #[serde(default)]
+    d: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    k: Option<serde::de::IgnoredAny>,
+}
+
+/// Parses a JWK Set leniently (RFC 7517 §5): a key that cannot be used for signature
+/// verification is skipped and logged, and the rest of the set still works. At most
+/// `max_keys` usable keys are kept.
+pub(crate) fn parse_jwks(doc: &[u8], allowed: AlgorithmSet, max_keys: usize) -> Result<KeySet, JwksError> {
+    #[derive(Deserialize)]
+    struct Doc<'a> {
+        #[serde(borrow)]
+        keys: Vec<&'a RawValue>,
+    }
+    let doc: Doc<'_> = serde_json::from_slice(doc).map_err(|_| JwksError::NotAJwkSet)?;
+    let mut set = KeySet::default();
+    let mut skipped = 0;
+    for (index, raw) in doc.keys.iter().enumerate() {
+        if set.len() >= max_keys {
+            skipped += doc.keys.len() - index;
+            tracing::warn!(max_keys, skipped, "JWKS has more keys than the limit; the rest are ignored");
+            break;
+        }
+        match serde_json::from_str::<RawJwk>(raw.get()).map_err(|_| "not a JWK object").and_then(|jwk| to_key(jwk, allowed)) {
+            Ok(key) => set.insert(key),
+            Err(reason) => {
+                skipped += 1;
+                tracing::info!(index, reason, "skipping a JWK that cannot verify signatures here");
+            }
+        }
+    }
+    if set.is_empty() {
+        return Err(JwksError::NoUsableKey { skipped });
+    }
+    Ok(set)
+}
+
+fn to_key(jwk: RawJwk, allowed: AlgorithmSet) -> Result<VerifyingKey, &'static str> {
+    if jwk.d.is_some() || jwk.k.is_some() {
+        return Err("the JWK carries private or symmetric key material");
+    }
+    if jwk.use_.as_deref().is_some_and(|u| u != "sig") {
+        return Err("the JWK's use is not sig");
+    }
+    if jwk.key_ops.as_ref().is_some_and(|ops| !ops.iter().any(|op| op == "verify")) {
+        return Err("the JWK's key_ops do not include verify");
+    }
+    let b64 = |v: Option<String>, what: &'static str| -> Result<Vec<u8>, &'static str> {
+        JWK_B64.decode(v.ok_or(what)?).map_err(|_| what)
+    };
+    let (kind, material, decoding) = match (jwk.kty.as_str(), jwk.crv.as_deref()) {
+        ("RSA", _) => {
+            let n = b64(jwk.n, "the RSA JWK has no valid n")?;
+            let e = b64(jwk.e, "the RSA JWK has no valid e")?;
+            let bits = significant_bits(&n);
+            if bits < MIN_RSA_BITS {
+                return Err("the RSA key is shorter than 2048 bits");
+            }
+            if bits > MAX_RSA_BITS {
+                return Err("the RSA key is longer than 8192 bits");
+            }
+            if e.is_empty() || e.len() > 8 {
+                return Err("the RSA exponent is out of range");
+            }
+            let decoding = DecodingKey::from_rsa_raw_components(&n, &e);
+            (KeyKind::Rsa, [n, e].concat(), decoding)
+        }
+        ("EC", Some(crv @ ("P-256" | "P-384"))) => {
+            let (kind, len) = if crv == "P-256" { (KeyKind::EcP256, 32) } else { (KeyKind::EcP384, 48) };
+            let x = b64(jwk.x, "the EC JWK has no valid x")?;
+            let y = b64(jwk.y, "the EC JWK has no valid y")?;
+            if x.len() != len || y.len() != len {
+                return Err("the EC coordinates do not match the curve");
+            }
+            let point = [&[0x04][..], &x, &y].concat();
+            let decoding = DecodingKey::from_ec_der(&point);
+            (kind, point, decoding)
+        }
+        ("EC", _) => return Err("the EC curve is not supported"),
+        ("OKP", Some("Ed25519")) => {
+            let x = b64(jwk.x, "the OKP JWK has no valid x")?;
+            if x.len() != 32 {
+                return Err("the Ed25519 key is not 32 bytes");
+            }
+            let decoding = DecodingKey::from_ed_der(&x);
+            (KeyKind::Ed25519, x, decoding)
+        }
+        ("OKP", _) => return Err("the OKP curve is not supported"),
+        ("oct", _) => return Err("symmetric keys are never used from a JWKS"),
+        _ => return Err("the key type is not supported"),
+    };
+    let mut algorithms = AlgorithmSet::for_key(kind).intersect(allowed);
+    if let Some(alg) = jwk.alg.as_deref() {
+        // A JWK pins its key to one algorithm (RFC 7517 §4.4); an alg we do not know or
+        // that does not fit the key type (e.g. RSA-OAEP) makes the key unusable here.
+        let pinned = Algorithm::from_name(alg).ok_or("the JWK's alg is not a supported signature algorithm")?;
+        if pinned.key_kind() != kind {
+            return Err("the JWK's alg does not fit its key type");
+        }
+        algorithms = algorithms.intersect(AlgorithmSet::of([pinned]));
+    }
+    if algorithms.is_empty() {
+        return Err("the key allows none of the issuer's algorithms");
+    }
+    Ok(VerifyingKey { kid: jwk.kid.map(String::into_boxed_str), kind, algorithms, decoding, material: material.into() })
+}
+
+fn significant_bits(n: &[u8]) -> usize {
+    match n.iter().position(|&b| b != 0) {
+        None => 0,
+        Some(first) => (n.len() - first - 1) * 8 + (8 - n[first].leading_zeros() as usize),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ec_key(kid: &str, crv: &str, len: usize) -> String {
+        let c = JWK_B64.encode(vec![7u8; len]);
+        format!(r#"{{"kty":"EC","kid":"{kid}","crv":"{crv}","x":"{c}","y":"{c}"}}"#)
+    }
+
+    fn rsa_key(kid: &str, bits: usize, extra: &str) -> String {
+        let mut n = vec![0xffu8; bits / 8];
+        n[0] = 0x80;
+        format!(r#"{{"kty":"RSA","kid":"{kid}","n":"{}","e":"AQAB"{extra}}}"#, JWK_B64.encode(n))
+    }
+
+    fn all() -> AlgorithmSet {
+        AlgorithmSet::of(Algorithm::ALL)
+    }
+
+    #[test]
+    fn bad_keys_are_skipped_not_fatal() {
+        let doc = format!(
+            r#"{{"keys":[{},{},{},{},{},{},{},{},{},{},{},{},{},{},"junk",{}]}}"#,
+            rsa_key("small", 1024, ""),
+            rsa_key("enc", 2048, r#","use":"enc""#),
+            rsa_key("oaep", 2048, r#","alg":"RSA-OAEP""#),
+            rsa_key("ops", 2048, r#","key_ops":["encrypt"]"#),
+            rsa_key("priv", 2048, r#","d":"AQAB""#),
+            rsa_key("wrongalg", 2048, r#","alg":"ES256""#),
+            r#"{"kty":"oct","kid":"hmac","k":"c2VjcmV0"}"#,
+            r#"{"kty":"EC","kid":"p521","crv":"P-521","x":"AA","y":"AA"}"#,
+            ec_key("short", "P-256", 31),
+            r#"{"kty":"OKP","kid":"x448","crv":"Ed448","x":"AA"}"#,
+            r#"{"kty":"RSA","kid":"no-n","e":"AQAB"}"#,
+            r#"{"kty":"RSA","kid":"bad-b64","n":"***","e":"AQAB"}"#,
+            r#"{"kid":"no-kty"}"#,
+            r#"{"kty":"RSA","kid":5}"#,
+            ec_key("good", "P-256", 32),
+        );
+        let set = parse_jwks(doc.as_bytes(), all(), 100).unwrap();
+        assert_eq!(set.len(), 1);
+        assert!(set.find(Some("good"), Algorithm::ES256).is_ok());
+    }
+
+    #[test]
+    fn whole_document_errors() {
+        assert_eq!(parse_jwks(b"not json", all(), 10).unwrap_err(), JwksError::NotAJwkSet);
+        assert_eq!(parse_jwks(br#"{"keys":{}}"#, all(), 10).unwrap_err(), JwksError::NotAJwkSet);
+        assert_eq!(parse_jwks(br#"{"keys":[]}"#, all(), 10).unwrap_err(), JwksError::NoUsableKey { skipped: 0 });
+    }
+
+    #[test]
+    fn algorithm_binding_and_lookup() {
+        let doc = format!(
+            r#"{{"keys":[{},{},{}]}}"#,
+            rsa_key("rs", 2048, r#","alg":"RS256""#),
+            rsa_key("any-rsa", 4096, ""),
+            ec_key("p384", "P-384", 48)
+        );
+        let set = parse_jwks(doc.as_bytes(), all(), 10).unwrap();
+        assert!(set.find(Some("rs"), Algorithm::RS256).is_ok());
+        assert_eq!(set.find(Some("rs"), Algorithm::PS256).unwrap_err(), LookupError::AlgorithmMismatch);
+        assert!(set.find(Some("any-rsa"), Algorithm::PS512).is_ok());
+        assert_eq!(set.find(Some("any-rsa"), Algorithm::ES256).unwrap_err(), LookupError::AlgorithmMismatch);
+        assert_eq!(set.find(Some("p384"), Algorithm::ES256).unwrap_err(), LookupError::AlgorithmMismatch);
+        assert_eq!(set.find(Some("nope"), Algorithm::RS256).unwrap_err(), LookupError::NotFound);
+        // Without kid: exactly one fitting key, or nothing.
+        assert!(set.find(None, Algorithm::ES384).is_ok());
+        assert_eq!(set.find(None, Algorithm::RS256).unwrap_err(), LookupError::Ambiguous);
+        assert_eq!(set.find(None, Algorithm::EdDSA).unwrap_err(), LookupError::NotFound);
+    }
+
+    #[test]
+    fn issuer_allow_list_applies_to_keys() {
+        let doc = format!(r#"{{"keys":[{}]}}"#, rsa_key("rs", 2048, ""));
+        let set = parse_jwks(doc.as_bytes(), AlgorithmSet::of([Algorithm::PS256]), 10).unwrap();
+        assert!(set.find(Some("rs"), Algorithm::PS256).is_ok());
+        assert!(set.find(Some("rs"), Algorithm::RS256).is_err());
+        assert!(parse_jwks(doc.as_bytes(), AlgorithmSet::of([Algorithm::ES256]), 10).is_err());
+    }
+
+    #[test]
+    fn key_count_is_capped() {
+        let keys: Vec<String> = (0..50).map(|i| ec_key(&format!("k{i}"), "P-256", 32)).collect();
+        let doc = format!(r#"{{"keys":[{}]}}"#, keys.join(","));
+        assert_eq!(parse_jwks(doc.as_bytes(), all(), 10).unwrap().len(), 10);
+    }
+
+    #[test]
+    fn rsa_bit_length() {
+        assert_eq!(significant_bits(&[0, 0, 1]), 1);
+        assert_eq!(significant_bits(&[0x80, 0]), 16);
+        assert_eq!(significant_bits(&[]), 0);
+        // 2047-bit modulus with a leading zero byte is refused.
+        let mut n = vec![0u8; 257];
+        n[1] = 0x7f;
+        assert_eq!(significant_bits(&n), 2047);
+    }
+
+    #[test]
+    fn contains_checks_material_not_only_kid() {
+        let a = parse_jwks(format!(r#"{{"keys":[{}]}}"#, ec_key("k", "P-256", 32)).as_bytes(), all(), 10).unwrap();
+        let c = JWK_B64.encode([9u8; 32]);
+        let other = format!(r#"{{"keys":[{{"kty":"EC","kid":"k","crv":"P-256","x":"{c}","y":"{c}"}}]}}"#);
+        let b = parse_jwks(other.as_bytes(), all(), 10).unwrap();
+        let key = a.keys().next().unwrap();
+        assert!(a.contains(key));
+        assert!(!b.contains(key));
+    }
+}

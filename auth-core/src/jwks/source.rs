@@ -1,0 +1,325 @@
+//! One issuer's key source at run time: an immutable snapshot swapped atomically, and
+//! the refresh rules around it.
+//!
+//! - The hot path loads the snapshot (no lock, no I/O) and looks the key up.
+//! - A snapshot past its refresh time triggers one background refresh; requests go on
+//!   with the keys they have.
+//! - An unknown `kid` triggers a refresh that every concurrent caller shares (single
+//!   flight); at most one starts per cooldown, counted from the last attempt whether it
+//!   failed or not. Inside the cooldown an unknown kid fails at once, and recently
+//!   unknown kids are remembered so junk kids do not spend the refresh.
+//! - When the issuer fails, the last good keys serve until `max_stale` past their
+//!   expiry; then lookups fail closed with `KeysUnavailable` until a fetch succeeds.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwapOption;
+use futures_util::FutureExt as _;
+use futures_util::future::{BoxFuture, Shared};
+use reqwest::Url;
+
+use super::fetch::{FetchError, Fetched, Fetcher};
+use super::keyset::{KeySet, LookupError, VerifyingKey, parse_jwks};
+use crate::algorithm::{Algorithm, AlgorithmSet};
+use crate::cache::TokenCache;
+use crate::config::Settings;
+use crate::error::{AuthError, TokenError};
+use crate::metrics::Metrics;
+
+/// How unknown kids are remembered: bounded, and forgotten after this long or as soon
+/// as a new key set arrives.
+const NEGATIVE_CACHE_CAPACITY: u64 = 1024;
+const NEGATIVE_CACHE_TTL: Duration = Duration::from_secs(300);
+
+/// Where the keys come from.
+pub(crate) enum Origin {
+    Static,
+    JwksUrl(Url),
+    Discovery { url: Url, jwks_uri: Mutex<Option<Url>> },
+}
+
+/// The keys in service, with the times that govern them. `None` times: never (static).
+pub(crate) struct Snapshot {
+    keys: Arc<KeySet>,
+    refresh_at: Option<Instant>,
+    expires_at: Option<Instant>,
+    stale_until: Option<Instant>,
+    etag: Option<String>,
+}
+
+type RefreshFuture = Shared<BoxFuture<'static, ()>>;
+
+#[derive(Default)]
+struct RefreshState {
+    in_flight: Option<RefreshFuture>,
+    last_attempt: Option<Instant>,
+}
+
+pub(crate) struct KeySource {
+    issuer: Arc<str>,
+    origin: Origin,
+    allowed: AlgorithmSet,
+    snapshot: ArcSwapOption<Snapshot>,
+    refresh: Mutex<RefreshState>,
+    unknown_kids: moka::sync::Cache<Box<str>, ()>,
+    settings: Arc<Settings>,
+    fetcher: Fetcher,
+    metrics: Arc<Metrics>,
+    token_cache: Option<TokenCache>,
+}
+
+impl KeySource {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        issuer: Arc<str>,
+        origin: Origin,
+        allowed: AlgorithmSet,
+        static_keys: Option<KeySet>,
+        settings: Arc<Settings>,
+        fetcher: Fetcher,
+        metrics: Arc<Metrics>,
+        token_cache: Option<TokenCache>,
+    ) -> Self {
+        let snapshot = static_keys.map(|keys| {
+            Arc::new(Snapshot { keys: Arc::new(keys), refresh_at: None, expires_at: None, stale_until: None, etag: None })
+        });
+        KeySource {
+            issuer,
+            origin,
+            allowed,
+            snapshot: ArcSwapOption::new(snapshot),
+            refresh: Mutex::new(RefreshState::default()),
+            unknown_kids: moka::sync::Cache::builder()
+                .max_capacity(NEGATIVE_CACHE_CAPACITY)
+                .time_to_live(NEGATIVE_CACHE_TTL)
+                .build(),
+            settings,
+            fetcher,
+            metrics,
+            token_cache,
+        }
+    }
+
+    /// The key a token names, fetching the key set when it is unknown or unusable.
+    pub(crate) async fn key(self: &Arc<Self>, kid: Option<&str>, alg: Algorithm) -> Result<Arc<VerifyingKey>, AuthError> {
+        if let Some(snapshot) = self.usable(Instant::now()) {
+            match snapshot.keys.find(kid, alg) {
+                Ok(key) => return Ok(key.clone()),
+                Err(LookupError::NotFound) => {}
+                Err(other) => return Err(lookup_error(other)),
+            }
+            if matches!(self.origin, Origin::Static) {
+                return Err(TokenError::UnknownKey.into());
+            }
+            if kid.is_some_and(|kid| self.unknown_kids.contains_key(kid)) {
+                return Err(TokenError::UnknownKey.into());
+            }
+            let Some(refresh) = self.begin_refresh(false) else {
+                self.remember_unknown(kid);
+                return Err(TokenError::UnknownKey.into());
+            };
+            refresh.await;
+        } else {
+            let Some(refresh) = self.begin_refresh(false) else {
+                return Err(self.unavailable());
+            };
+            refresh.await;
+        }
+        let Some(snapshot) = self.usable(Instant::now()) else {
+            return Err(self.unavailable());
+        };
+        match snapshot.keys.find(kid, alg) {
+            Ok(key) => Ok(key.clone()),
+            Err(LookupError::NotFound) => {
+                self.remember_unknown(kid);
+                Err(TokenError::UnknownKey.into())
+            }
+            Err(other) => Err(lookup_error(other)),
+        }
+    }
+
+    /// For a cache hit: whether `key` is still in service, unchanged.
+    pub(crate) fn still_trusts(self: &Arc<Self>, key: &VerifyingKey) -> bool {
+        self.usable(Instant::now()).is_some_and(|snapshot| snapshot.keys.contains(key))
+    }
+
+    /// Whether keys are in service now.
+    pub(crate) fn is_ready(&self) -> bool {
+        let now = Instant::now();
+        self.snapshot.load().as_ref().is_some_and(|s| s.stale_until.is_none_or(|until| now < until))
+    }
+
+    /// Fetches now, ignoring the cooldown (joining a fetch already in flight).
+    pub(crate) async fn refresh_now(self: &Arc<Self>) -> Result<(), AuthError> {
+        if let Some(refresh) = self.begin_refresh(true) {
+            refresh.await;
+        }
+        if self.is_ready() { Ok(()) } else { Err(self.unavailable()) }
+    }
+
+    /// The snapshot if it may still be used; schedules a background refresh when due.
+    fn usable(self: &Arc<Self>, now: Instant) -> Option<Arc<Snapshot>> {
+        let snapshot = self.snapshot.load_full()?;
+        if snapshot.stale_until.is_some_and(|until| now >= until) {
+            return None;
+        }
+        if snapshot.refresh_at.is_some_and(|at| now >= at) {
+            // Background: the result is picked up by later requests.
+            drop(self.begin_refresh(false));
+        }
+        if snapshot.expires_at.is_some_and(|at| now >= at) {
+            Metrics::inc(&self.metrics.stale_served);
+        }
+        Some(snapshot)
+    }
+
+    fn state(&self) -> MutexGuard<'_, RefreshState> {
+        // The lock is never held across an await or a panic-prone call; recover anyway.
+        self.refresh.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Joins the refresh in flight, or starts one unless the cooldown forbids it.
+    fn begin_refresh(self: &Arc<Self>, force: bool) -> Option<RefreshFuture> {
+        if matches!(self.origin, Origin::Static) {
+            return None;
+        }
+        let mut state = self.state();
+        if let Some(in_flight) = &state.in_flight {
+            return Some(in_flight.clone());
+        }
+        let now = Instant::now();
+        if !force && state.last_attempt.is_some_and(|last| now.duration_since(last) < self.settings.unknown_kid_cooldown) {
+            return None;
+        }
+        state.last_attempt = Some(now);
+        // The fetch runs as its own task so that a caller giving up (a dropped request)
+        // does not cancel it for everybody else waiting on it.
+        let this = self.clone();
+        let task = tokio::spawn(async move {
+            this.fetch_and_install().await;
+            this.state().in_flight = None;
+        });
+        let shared = async move {
+            let _ = task.await;
+        }
+        .boxed()
+        .shared();
+        state.in_flight = Some(shared.clone());
+        Some(shared)
+    }
+
+    fn unavailable(&self) -> AuthError {
+        let retry_after = self.state().last_attempt.map(|last| {
+            self.settings.unknown_kid_cooldown.saturating_sub(last.elapsed()).max(Duration::from_secs(1))
+        });
+        AuthError::KeysUnavailable { retry_after }
+    }
+
+    fn remember_unknown(&self, kid: Option<&str>) {
+        if let Some(kid) = kid {
+            self.unknown_kids.insert(kid.into(), ());
+        }
+    }
+
+    async fn fetch_and_install(&self) {
+        if let Err(err) = self.try_fetch_and_install().await {
+            Metrics::inc(&self.metrics.refresh_failures);
+            let stale = self.snapshot.load().is_some();
+            tracing::warn!(issuer = %self.issuer, error = %err, serving_last_good_keys = stale, "JWKS refresh failed");
+        }
+    }
+
+    async fn try_fetch_and_install(&self) -> Result<(), String> {
+        let url = self.jwks_url().await?;
+        let current = self.snapshot.load_full();
+        let etag = current.as_ref().and_then(|s| s.etag.as_deref());
+        Metrics::inc(&self.metrics.jwks_fetches);
+        let fetched = self.fetcher.get(&url, etag).await;
+        if matches!(fetched, Err(FetchError::Status(404 | 410))) {
+            // The discovered jwks_uri may have moved: discover again next time.
+            if let Origin::Discovery { jwks_uri, .. } = &self.origin {
+                *jwks_uri.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            }
+        }
+        match fetched.map_err(|e| format!("JWKS fetch: {e}"))? {
+            Fetched::NotModified { max_age } => {
+                let Some(current) = current else { return Err("304 without a cached JWKS".into()) };
+                Metrics::inc(&self.metrics.jwks_not_modified);
+                self.install(current.keys.clone(), current.etag.clone(), max_age, &current.keys);
+                Ok(())
+            }
+            Fetched::Document { body, etag, max_age } => {
+                let keys = parse_jwks(&body, self.allowed, self.settings.max_jwks_keys).map_err(|e| e.to_string())?;
+                let old = current.map(|s| s.keys.clone()).unwrap_or_default();
+                self.install(Arc::new(keys), etag, max_age, &old);
+                Ok(())
+            }
+        }
+    }
+
+    fn install(&self, keys: Arc<KeySet>, etag: Option<String>, max_age: Option<Duration>, old: &Arc<KeySet>) {
+        let s = &self.settings;
+        let ttl = max_age.unwrap_or(s.default_refresh).clamp(s.min_refresh, s.max_refresh);
+        // Refresh ahead of expiry, at 75–90% of the lifetime, jittered so that a fleet
+        // started together does not fetch together.
+        let ahead = ttl.mul_f64(0.75 + fastrand::f64() * 0.15);
+        let now = Instant::now();
+        let changed = !Arc::ptr_eq(&keys, old);
+        let removed: Vec<Arc<VerifyingKey>> = if changed { old.keys().filter(|k| !keys.contains(k)).cloned().collect() } else { Vec::new() };
+        let count = keys.len();
+        self.snapshot.store(Some(Arc::new(Snapshot {
+            keys,
+            refresh_at: now.checked_add(ahead),
+            expires_at: now.checked_add(ttl),
+            stale_until: now.checked_add(ttl).and_then(|t| t.checked_add(s.max_stale)),
+            etag,
+        })));
+        if changed {
+            Metrics::inc(&self.metrics.key_sets_installed);
+            self.unknown_kids.invalidate_all();
+            tracing::info!(issuer = %self.issuer, keys = count, removed = removed.len(), ttl_secs = ttl.as_secs(), "JWKS installed");
+            if let Some(cache) = &self.token_cache {
+                cache.drop_keys(removed);
+            }
+        }
+    }
+
+    async fn jwks_url(&self) -> Result<Url, String> {
+        let (discovery_url, jwks_uri) = match &self.origin {
+            Origin::Static => return Err("static key set".into()),
+            Origin::JwksUrl(url) => return Ok(url.clone()),
+            Origin::Discovery { url, jwks_uri } => (url, jwks_uri),
+        };
+        if let Some(url) = jwks_uri.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+            return Ok(url);
+        }
+        Metrics::inc(&self.metrics.discovery_fetches);
+        let body = match self.fetcher.get(discovery_url, None).await.map_err(|e| format!("discovery: {e}"))? {
+            Fetched::Document { body, .. } => body,
+            Fetched::NotModified { .. } => return Err("discovery: unexpected 304".into()),
+        };
+        #[derive(serde::Deserialize)]
+        struct Discovery {
+            issuer: String,
+            jwks_uri: String,
+        }
+        let doc: Discovery = serde_json::from_slice(&body).map_err(|_| "discovery: not an OpenID configuration".to_string())?;
+        if doc.issuer != *self.issuer {
+            // RFC 8414 §3.3 / OIDC Discovery §4.3: prevents one issuer impersonating another.
+            return Err("discovery: the document's issuer differs from the configured issuer".into());
+        }
+        let url = Url::parse(&doc.jwks_uri).map_err(|_| "discovery: jwks_uri is not a URL".to_string())?;
+        super::fetch::check_url(&url, self.settings.allow_insecure_http).map_err(|e| format!("discovery: {e}"))?;
+        *jwks_uri.lock().unwrap_or_else(|p| p.into_inner()) = Some(url.clone());
+        Ok(url)
+    }
+}
+
+fn lookup_error(err: LookupError) -> AuthError {
+    match err {
+        LookupError::NotFound => TokenError::UnknownKey.into(),
+        LookupError::Ambiguous => TokenError::AmbiguousKey.into(),
+        LookupError::AlgorithmMismatch => TokenError::KeyAlgorithmMismatch.into(),
+    }
+}

@@ -1,0 +1,60 @@
+//! Framework-free validation of OAuth 2.0 JWT bearer tokens (RFC 6750, RFC 9068) against
+//! an issuer's remote JSON Web Key Set, with scope checks.
+//!
+//! The adapters `auth-tower` (axum, tonic, hyper) and `auth-actix` call this crate for
+//! every decision; it can also be used directly:
+//!
+//! ```no_run
+//! use auth_core::{Issuer, ScopeRequirement, Validator};
+//!
+//! # async fn run(token: &str) -> Result<(), Box<dyn std::error::Error>> {
+//! let validator = Validator::builder()
+//!     .issuer(Issuer::discovery("https://idp.example.com").audience("orders-api"))
+//!     .build()?;
+//! let read = ScopeRequirement::all(["orders:read"]);
+//! match validator.authorize(token, &read).await {
+//!     Ok(principal) => println!("hello {:?}", principal.subject()),
+//!     Err(err) => println!("{} {}", err.status(), err.www_authenticate(None)),
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! # What is checked
+//!
+//! Size (8 KiB) and shape before any decoding; `alg` against the issuer's allow-list and
+//! the key's type and JWK `alg` (never `none`, never HMAC); `crit` refused; `typ`;
+//! `iss` exact; `aud`; `exp` required; `nbf` and `iat` when present; claims with a wrong
+//! JSON type are errors, never absent; the signature, with a key found only by `kid` in
+//! the issuer's JWKS (never from `jwk`/`jku`/`x5u`/`x5c` headers).
+//!
+//! # Features
+//!
+//! - `aws-lc-rs` (default): jsonwebtoken's aws-lc-rs backend.
+//! - `rust-crypto`: jsonwebtoken's RustCrypto backend (used when `aws-lc-rs` is off).
+//! - `test-util`: [`testkit`], an in-process OpenID issuer for tests.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod algorithm;
+mod cache;
+mod claims;
+mod clock;
+mod config;
+mod crypto;
+mod error;
+mod jwks;
+mod metrics;
+mod scope;
+mod token;
+mod validator;
+
+#[cfg(feature = "test-util")]
+pub mod testkit;
+
+pub use algorithm::Algorithm;
+pub use claims::{Claims, Principal};
+pub use config::{Issuer, TypPolicy};
+pub use error::{AuthError, ClaimName, ConfigError, RejectReason, RequestError, TokenError};
+pub use metrics::MetricsSnapshot;
+pub use scope::{ScopeRequirement, Scopes};
+pub use validator::{Validator, ValidatorBuilder};

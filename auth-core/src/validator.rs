@@ -1,0 +1,465 @@
+//! The validator: one call from a bearer token to a verified [`Principal`] or an [`AuthError`].
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jsonwebtoken::crypto::CryptoProvider;
+use reqwest::Url;
+use serde::de::IgnoredAny;
+
+use crate::algorithm::AlgorithmSet;
+use crate::cache::{Entry, TokenCache};
+use crate::claims::{Claims, Principal};
+use crate::clock::unix_now;
+use crate::config::{Issuer, KeySourceConfig, Settings, TypPolicy};
+use crate::error::{AuthError, ClaimName, ConfigError, TokenError};
+use crate::jwks::{Fetcher, KeySource, Origin, check_url, parse_jwks};
+use crate::metrics::{Metrics, MetricsSnapshot};
+use crate::scope::ScopeRequirement;
+use crate::token::{self, Header, RawClaims};
+
+/// Validates bearer tokens against one or more trusted issuers.
+///
+/// Cheap to clone; share one per process. Building it does no I/O: keys are fetched at
+/// the first request (or by [`warm_up`](Self::warm_up)), so a service starts even when
+/// its identity provider is down, and recovers by itself when it comes back.
+///
+/// ```no_run
+/// use auth_core::{Issuer, Validator};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let validator = Validator::builder()
+///     .issuer(Issuer::discovery("https://idp.example.com").audience("orders-api"))
+///     .build()?;
+/// let principal = validator.validate("eyJhbGciOi...").await?;
+/// println!("caller: {:?}", principal.claims().client());
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Validator {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    issuers: Vec<IssuerPolicy>,
+    by_name: HashMap<Arc<str>, usize>,
+    cache: Option<TokenCache>,
+    settings: Arc<Settings>,
+    provider: &'static CryptoProvider,
+    metrics: Arc<Metrics>,
+}
+
+struct IssuerPolicy {
+    name: Arc<str>,
+    audiences: Vec<String>,
+    algorithms: AlgorithmSet,
+    leeway: i64,
+    max_age: Option<i64>,
+    required: Vec<Arc<str>>,
+    typ: TypPolicy,
+    keys: Arc<KeySource>,
+}
+
+/// Builds a [`Validator`]; every setting has the documented default.
+///
+/// ```
+/// use std::time::Duration;
+/// use auth_core::{Issuer, Validator};
+///
+/// let validator = Validator::builder()
+///     .issuer(Issuer::jwks_url("https://idp.example.com", "https://idp.example.com/jwks").audience("api"))
+///     .unknown_kid_cooldown(Duration::from_secs(10))
+///     .token_cache_capacity(50_000)
+///     .build()
+///     .unwrap();
+/// ```
+#[must_use]
+pub struct ValidatorBuilder {
+    issuers: Vec<Issuer>,
+    settings: Settings,
+    client: Option<reqwest::Client>,
+}
+
+impl ValidatorBuilder {
+    /// Trust an issuer (call once per issuer).
+    pub fn issuer(mut self, issuer: Issuer) -> Self {
+        self.issuers.push(issuer);
+        self
+    }
+
+    /// Fetch keys with your own client (custom CA, proxy, mTLS). The fetch timeout and
+    /// body cap still apply around it; its redirect policy is yours.
+    pub fn http_client(mut self, client: reqwest::Client) -> Self {
+        self.client = Some(client);
+        self
+    }
+
+    /// Total time for one discovery or JWKS fetch (default 5 s).
+    pub fn fetch_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.fetch_timeout = timeout;
+        self
+    }
+
+    /// Largest accepted JWKS or discovery document (default 1 MiB).
+    pub fn max_jwks_bytes(mut self, bytes: usize) -> Self {
+        self.settings.max_jwks_bytes = bytes;
+        self
+    }
+
+    /// Most keys kept from one JWKS (default 1000); the rest are ignored and logged.
+    pub fn max_jwks_keys(mut self, keys: usize) -> Self {
+        self.settings.max_jwks_keys = keys;
+        self
+    }
+
+    /// Bounds for the key-set lifetime taken from `Cache-Control`/`Expires`, and the
+    /// lifetime when the issuer sends neither (defaults 1 min, 24 h, 10 min).
+    pub fn refresh_interval(mut self, min: Duration, max: Duration, default: Duration) -> Self {
+        self.settings.min_refresh = min;
+        self.settings.max_refresh = max;
+        self.settings.default_refresh = default;
+        self
+    }
+
+    /// Least time between two fetches not forced by [`Validator::warm_up`]: bounds the
+    /// refetches that unknown `kid`s (or an outage) can cause (default 30 s).
+    pub fn unknown_kid_cooldown(mut self, cooldown: Duration) -> Self {
+        self.settings.unknown_kid_cooldown = cooldown;
+        self
+    }
+
+    /// How long past their expiry the last good keys keep serving while the issuer
+    /// cannot be reached (default 24 h). Afterwards requests get 503.
+    pub fn max_stale(mut self, max_stale: Duration) -> Self {
+        self.settings.max_stale = max_stale;
+        self
+    }
+
+    /// Allow plain-http key URLs to non-loopback hosts (default: only https, or http to loopback).
+    pub fn allow_insecure_http(mut self, allow: bool) -> Self {
+        self.settings.allow_insecure_http = allow;
+        self
+    }
+
+    /// Longest accepted token, checked before any decoding (default 8 KiB).
+    pub fn max_token_bytes(mut self, bytes: usize) -> Self {
+        self.settings.max_token_bytes = bytes;
+        self
+    }
+
+    /// Entries in the verified-token cache (default 10,000; 0 turns it off).
+    pub fn token_cache_capacity(mut self, entries: u64) -> Self {
+        self.settings.token_cache_capacity = entries;
+        self
+    }
+
+    /// Longest time a verified token stays cached, even when it expires later (default 1 h).
+    pub fn token_cache_max_ttl(mut self, ttl: Duration) -> Self {
+        self.settings.token_cache_max_ttl = ttl;
+        self
+    }
+
+    /// The `realm` auth-param of the challenges the adapters send (default: none).
+    pub fn realm(mut self, realm: impl Into<String>) -> Self {
+        self.settings.realm = Some(realm.into());
+        self
+    }
+
+    /// Checks the configuration and builds the validator. Does no network I/O.
+    pub fn build(self) -> Result<Validator, ConfigError> {
+        let provider = crate::crypto::provider()?;
+        self.settings.check()?;
+        if self.issuers.is_empty() {
+            return Err(ConfigError::NoIssuer);
+        }
+        let settings = Arc::new(self.settings);
+        let client = match self.client {
+            Some(client) => client,
+            None => Fetcher::default_client(settings.fetch_timeout)?,
+        };
+        let fetcher = Fetcher {
+            client,
+            timeout: settings.fetch_timeout,
+            max_body: settings.max_jwks_bytes,
+            allow_http: settings.allow_insecure_http,
+        };
+        let metrics = Arc::new(Metrics::default());
+        let cache = (settings.token_cache_capacity > 0)
+            .then(|| TokenCache::new(settings.token_cache_capacity, settings.token_cache_max_ttl));
+        let mut issuers = Vec::with_capacity(self.issuers.len());
+        let mut by_name = HashMap::new();
+        for issuer in self.issuers {
+            issuer.check()?;
+            let name: Arc<str> = issuer.issuer.as_str().into();
+            if by_name.insert(name.clone(), issuers.len()).is_some() {
+                return Err(ConfigError::DuplicateIssuer(issuer.issuer));
+            }
+            let algorithms = AlgorithmSet::of(issuer.algorithms.iter().copied());
+            let url = |what: &'static str, s: &str| -> Result<Url, ConfigError> {
+                let url = Url::parse(s).map_err(|e| ConfigError::InvalidUrl { what, reason: e.to_string() })?;
+                check_url(&url, settings.allow_insecure_http).map_err(|reason| ConfigError::InvalidUrl { what, reason })?;
+                Ok(url)
+            };
+            let (origin, static_keys) = match &issuer.source {
+                KeySourceConfig::Discovery => {
+                    // OIDC Discovery §4: append the well-known path to the issuer, without doubling '/'.
+                    let base = issuer.issuer.trim_end_matches('/');
+                    let url = url("discovery", &format!("{base}/.well-known/openid-configuration"))?;
+                    (Origin::Discovery { url, jwks_uri: Default::default() }, None)
+                }
+                KeySourceConfig::JwksUrl(jwks) => (Origin::JwksUrl(url("jwks_url", jwks)?), None),
+                KeySourceConfig::Static(doc) => {
+                    let keys = parse_jwks(doc.as_bytes(), algorithms, settings.max_jwks_keys)
+                        .map_err(|e| ConfigError::InvalidJwks { issuer: issuer.issuer.clone(), reason: e.to_string() })?;
+                    (Origin::Static, Some(keys))
+                }
+            };
+            let keys = Arc::new(KeySource::new(
+                name.clone(),
+                origin,
+                algorithms,
+                static_keys,
+                settings.clone(),
+                fetcher.clone(),
+                metrics.clone(),
+                cache.clone(),
+            ));
+            let secs = |d: Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+            issuers.push(IssuerPolicy {
+                name,
+                audiences: issuer.audiences,
+                algorithms,
+                leeway: secs(issuer.leeway),
+                max_age: issuer.max_token_age.map(secs),
+                required: issuer.required_claims,
+                typ: issuer.typ,
+                keys,
+            });
+        }
+        Ok(Validator { inner: Arc::new(Inner { issuers, by_name, cache, settings, provider, metrics }) })
+    }
+}
+
+impl Validator {
+    /// Starts a builder with the defaults.
+    pub fn builder() -> ValidatorBuilder {
+        ValidatorBuilder { issuers: Vec::new(), settings: Settings::default(), client: None }
+    }
+
+    /// Validates a bearer token: shape, header, issuer, claims, key and signature.
+    ///
+    /// Returns quickly without I/O when the key is cached. May fetch the issuer's keys
+    /// (shared with concurrent callers, bounded by the cooldown and the fetch timeout).
+    pub async fn validate(&self, token: &str) -> Result<Principal, AuthError> {
+        let result = self.validate_inner(token).await;
+        match &result {
+            Ok(_) => Metrics::inc(&self.inner.metrics.accepted),
+            Err(err) => self.record(err),
+        }
+        result
+    }
+
+    /// Validates, then checks the scope requirement (403 `insufficient_scope` when unmet).
+    pub async fn authorize(&self, token: &str, required: &ScopeRequirement) -> Result<Principal, AuthError> {
+        let principal = self.validate(token).await?;
+        self.check_scopes(&principal, required)?;
+        Ok(principal)
+    }
+
+    /// Checks a verified principal against a scope requirement.
+    pub fn check_scopes(&self, principal: &Principal, required: &ScopeRequirement) -> Result<(), AuthError> {
+        if required.is_satisfied_by(principal.scopes()) {
+            return Ok(());
+        }
+        let err = AuthError::InsufficientScope { required: required.clone() };
+        tracing::debug!(
+            issuer = principal.issuer(),
+            client = principal.claims().client().map(truncate),
+            required = %required,
+            "request rejected: insufficient scope"
+        );
+        self.inner.metrics.reject(err.reason());
+        Err(err)
+    }
+
+    /// Counts a rejection decided outside [`validate`](Self::validate) (for example a
+    /// missing or malformed `Authorization` header found by an adapter).
+    pub fn record(&self, err: &AuthError) {
+        self.inner.metrics.reject(err.reason());
+    }
+
+    /// Fetches every remote issuer's keys now (ignoring the cooldown). Use it at start-up
+    /// if you prefer to know early; a failure here is not fatal to the validator.
+    pub async fn warm_up(&self) -> Result<(), AuthError> {
+        let mut result = Ok(());
+        for issuer in &self.inner.issuers {
+            if let Err(err) = issuer.keys.refresh_now().await {
+                result = Err(err);
+            }
+        }
+        result
+    }
+
+    /// Whether every issuer has keys in service (for a readiness probe).
+    pub fn is_ready(&self) -> bool {
+        self.inner.issuers.iter().all(|issuer| issuer.keys.is_ready())
+    }
+
+    /// The counters so far.
+    pub fn metrics(&self) -> MetricsSnapshot {
+        self.inner.metrics.snapshot()
+    }
+
+    /// Entries in the verified-token cache (0 when it is off).
+    pub fn cached_tokens(&self) -> u64 {
+        self.inner.cache.as_ref().map_or(0, TokenCache::entry_count)
+    }
+
+    /// The configured realm for challenges.
+    pub fn realm(&self) -> Option<&str> {
+        self.inner.settings.realm.as_deref()
+    }
+
+    /// The `WWW-Authenticate` value for `err`, with this validator's realm.
+    pub fn challenge(&self, err: &AuthError) -> String {
+        err.www_authenticate(self.realm())
+    }
+
+    async fn validate_inner(&self, token: &str) -> Result<Principal, AuthError> {
+        let inner = &*self.inner;
+        if token.len() > inner.settings.max_token_bytes {
+            return Err(TokenError::TooLarge.into());
+        }
+        if let Some(cache) = &inner.cache {
+            if let Some(entry) = cache.get(token) {
+                if unix_now() < entry.valid_until && inner.issuers[entry.issuer].keys.still_trusts(&entry.key) {
+                    Metrics::inc(&inner.metrics.cache_hits);
+                    return Ok(entry.principal);
+                }
+                cache.remove(token);
+            }
+        }
+        let segments = token::split(token, inner.settings.max_token_bytes)?;
+        let header = token::parse_header(segments.header)?;
+        let payload = token::decode_payload(segments.payload)?;
+        let raw = token::parse_raw_claims(&payload)?;
+        let claims = Claims::from_raw(&raw)?;
+        let Some(&index) = inner.by_name.get(claims.issuer.as_str()) else {
+            tracing::debug!(reason = "unknown_issuer", kid = header.kid.as_deref().map(truncate), "token rejected");
+            return Err(TokenError::UnknownIssuer.into());
+        };
+        let issuer = &inner.issuers[index];
+        match self.check(issuer, &header, &claims, &raw, &payload, segments).await {
+            Ok((key, valid_until)) => {
+                drop(raw);
+                let principal = Principal::new(claims, header.alg, header.kid, payload);
+                if let Some(cache) = &inner.cache {
+                    cache.insert(token, Entry { principal: principal.clone(), issuer: index, key, valid_until });
+                }
+                Ok(principal)
+            }
+            Err(err) => {
+                tracing::debug!(
+                    issuer = %issuer.name,
+                    kid = header.kid.as_deref().map(truncate),
+                    client = claims.client().map(truncate),
+                    reason = err.reason().as_str(),
+                    "token rejected"
+                );
+                Err(err)
+            }
+        }
+    }
+
+    /// The issuer's policy, then the key and the signature. Cheap checks come first so
+    /// that a token failing them never causes a key fetch.
+    async fn check(
+        &self,
+        issuer: &IssuerPolicy,
+        header: &Header,
+        claims: &Claims,
+        raw: &RawClaims<'_>,
+        payload: &str,
+        segments: token::Segments<'_>,
+    ) -> Result<(Arc<crate::jwks::VerifyingKey>, i64), AuthError> {
+        if !issuer.algorithms.contains(header.alg) {
+            return Err(TokenError::AlgorithmNotAllowed.into());
+        }
+        if !issuer.typ.accepts(header.typ.as_deref()) {
+            return Err(TokenError::InvalidType.into());
+        }
+        let valid_until = check_claims(issuer, claims, raw, payload, unix_now())?;
+        let key = issuer.keys.key(header.kid.as_deref(), header.alg).await?;
+        let signature = token::decode_segment(segments.signature, "the signature is not base64url")?;
+        if !key.verify(self.inner.provider, header.alg, segments.signing_input.as_bytes(), &signature) {
+            return Err(TokenError::InvalidSignature.into());
+        }
+        Ok((key, valid_until))
+    }
+}
+
+/// Time, audience and required-claim rules. Returns until when the token may be
+/// served from the cache.
+fn check_claims(issuer: &IssuerPolicy, claims: &Claims, raw: &RawClaims<'_>, payload: &str, now: i64) -> Result<i64, TokenError> {
+    let leeway = issuer.leeway;
+    // RFC 7519 §4.1.4: not accepted on or after exp.
+    if now >= claims.expires_at.saturating_add(leeway) {
+        return Err(TokenError::Expired);
+    }
+    if claims.not_before.is_some_and(|nbf| now.saturating_add(leeway) < nbf) {
+        return Err(TokenError::NotYetValid);
+    }
+    if claims.issued_at.is_some_and(|iat| iat > now.saturating_add(leeway)) {
+        return Err(TokenError::IssuedInFuture);
+    }
+    let mut valid_until = claims.expires_at;
+    if let Some(max_age) = issuer.max_age {
+        let iat = claims.issued_at.ok_or(TokenError::missing("iat"))?;
+        if now.saturating_sub(iat) > max_age.saturating_add(leeway) {
+            return Err(TokenError::TooOld);
+        }
+        valid_until = valid_until.min(iat.saturating_add(max_age));
+    }
+    if !claims.audience.iter().any(|aud| issuer.audiences.contains(aud)) {
+        return Err(TokenError::InvalidAudience);
+    }
+    if !issuer.required.is_empty() {
+        let mut members: Option<HashMap<Cow<'_, str>, IgnoredAny>> = None;
+        for name in &issuer.required {
+            let present = match &**name {
+                "iss" | "aud" | "exp" => true,
+                "sub" => raw.sub.is_some(),
+                "nbf" => raw.nbf.is_some(),
+                "iat" => raw.iat.is_some(),
+                "jti" => raw.jti.is_some(),
+                "client_id" => raw.client_id.is_some(),
+                "azp" => raw.azp.is_some(),
+                "scope" => raw.scope.is_some(),
+                "scp" => raw.scp.is_some(),
+                other => {
+                    let members = match &mut members {
+                        Some(members) => members,
+                        None => members.insert(
+                            serde_json::from_str(payload).map_err(|_| TokenError::Malformed("the claims are not a JSON object"))?,
+                        ),
+                    };
+                    members.contains_key(other)
+                }
+            };
+            if !present {
+                return Err(TokenError::MissingClaim(ClaimName::Configured(name.clone())));
+            }
+        }
+    }
+    Ok(valid_until)
+}
+
+/// Attacker-chosen strings go to logs only shortened.
+fn truncate(s: &str) -> &str {
+    match s.char_indices().nth(64) {
+        Some((end, _)) => &s[..end],
+        None => s,
+    }
+}
