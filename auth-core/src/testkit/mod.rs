@@ -1,0 +1,330 @@
+//! An in-process OpenID issuer for tests (feature `test-util`): real keys, a real HTTP
+//! server on a loopback port serving discovery and JWKS, token minting with any header
+//! and claims, key rotation, simulated outages, and fetch counters.
+//!
+//! ```
+//! use auth_core::testkit::TestIssuer;
+//! use auth_core::Validator;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let idp = TestIssuer::start().await?;
+//! let validator = Validator::builder().issuer(idp.discovery_issuer()).build()?;
+//! let token = idp.token().scope("orders:read").sign();
+//! let principal = validator.validate(&token).await?;
+//! assert!(principal.scopes().contains("orders:read"));
+//! # Ok(()) }
+//! ```
+
+mod key;
+mod server;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Map, Value, json};
+
+pub use key::TestKey;
+
+use crate::Issuer;
+use crate::algorithm::Algorithm;
+use crate::clock::unix_now;
+
+/// The audience tokens get unless told otherwise.
+pub const DEFAULT_AUDIENCE: &str = "test-api";
+/// The `sub` and `client_id` tokens get unless told otherwise.
+pub const DEFAULT_CLIENT: &str = "test-client";
+
+/// How the issuer misbehaves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Outage {
+    /// Connections are refused (the listener is closed) and open ones are dropped.
+    Refuse,
+    /// Every request is answered with this status and an empty JSON object.
+    Status(u16),
+    /// `200 application/json` with a body that is not JSON.
+    Garbage,
+    /// Answers normally, after this delay.
+    Slow(Duration),
+    /// Sends the headers and the first bytes of the body, then never finishes.
+    Stall,
+}
+
+/// A running in-process issuer. Dropping it stops the server.
+pub struct TestIssuer {
+    shared: Arc<Shared>,
+    server: server::Server,
+}
+
+pub(crate) struct Shared {
+    pub(crate) issuer: String,
+    pub(crate) state: Mutex<State>,
+    pub(crate) jwks_hits: AtomicUsize,
+    pub(crate) discovery_hits: AtomicUsize,
+}
+
+pub(crate) struct State {
+    keys: HashMap<String, Arc<TestKey>>,
+    published: Vec<String>,
+    signing: String,
+    pub(crate) outage: Option<Outage>,
+    pub(crate) cache_control: Option<String>,
+    pub(crate) etag: bool,
+    pub(crate) jwks_override: Option<(String, Vec<u8>)>,
+    pub(crate) discovery_issuer: Option<String>,
+}
+
+impl State {
+    pub(crate) fn jwks(&self) -> Value {
+        let keys: Vec<Value> =
+            self.published.iter().filter_map(|kid| self.keys.get(kid)).map(|key| key.public_jwk()).collect();
+        json!({ "keys": keys })
+    }
+}
+
+impl Shared {
+    pub(crate) fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl TestIssuer {
+    /// Starts an issuer on `127.0.0.1` with one RS256 key, `rs256-1`.
+    pub async fn start() -> std::io::Result<TestIssuer> {
+        Self::with_keys(vec![TestKey::generate(Algorithm::RS256, "rs256-1")]).await
+    }
+
+    /// Starts an issuer publishing `keys`; the last one signs by default.
+    pub async fn with_keys(keys: Vec<TestKey>) -> std::io::Result<TestIssuer> {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+        let addr = listener.local_addr()?;
+        let issuer = format!("http://{addr}");
+        let mut map = HashMap::new();
+        let mut published = Vec::new();
+        for key in keys {
+            published.push(key.kid().to_owned());
+            map.insert(key.kid().to_owned(), Arc::new(key));
+        }
+        let signing = published.last().cloned().unwrap_or_default();
+        let shared = Arc::new(Shared {
+            issuer,
+            state: Mutex::new(State {
+                keys: map,
+                published,
+                signing,
+                outage: None,
+                cache_control: None,
+                etag: false,
+                jwks_override: None,
+                discovery_issuer: None,
+            }),
+            jwks_hits: AtomicUsize::new(0),
+            discovery_hits: AtomicUsize::new(0),
+        });
+        let server = server::Server::start(listener, shared.clone());
+        Ok(TestIssuer { shared, server })
+    }
+
+    /// The issuer identifier, `http://127.0.0.1:PORT` (no trailing slash).
+    pub fn issuer(&self) -> &str {
+        &self.shared.issuer
+    }
+
+    /// `{issuer}/jwks`.
+    pub fn jwks_url(&self) -> String {
+        format!("{}/jwks", self.shared.issuer)
+    }
+
+    /// `{issuer}/.well-known/openid-configuration`.
+    pub fn discovery_url(&self) -> String {
+        format!("{}/.well-known/openid-configuration", self.shared.issuer)
+    }
+
+    /// An [`Issuer`] configured by discovery, accepting [`DEFAULT_AUDIENCE`].
+    pub fn discovery_issuer(&self) -> Issuer {
+        Issuer::discovery(self.issuer()).audience(DEFAULT_AUDIENCE)
+    }
+
+    /// An [`Issuer`] configured with the JWKS URL, accepting [`DEFAULT_AUDIENCE`].
+    pub fn jwks_issuer(&self) -> Issuer {
+        Issuer::jwks_url(self.issuer(), self.jwks_url()).audience(DEFAULT_AUDIENCE)
+    }
+
+    /// Publishes a key (it can sign too).
+    pub fn add_key(&self, key: TestKey) {
+        let mut state = self.shared.state();
+        let kid = key.kid().to_owned();
+        state.published.retain(|k| *k != kid);
+        state.published.push(kid.clone());
+        state.keys.insert(kid, Arc::new(key));
+    }
+
+    /// Publishes `key` and makes it the default signing key; old keys stay published.
+    pub fn rotate(&self, key: TestKey) {
+        let kid = key.kid().to_owned();
+        self.add_key(key);
+        self.shared.state().signing = kid;
+    }
+
+    /// Removes a key from the JWKS. It can still sign, to test that its tokens fail.
+    pub fn unpublish(&self, kid: &str) {
+        self.shared.state().published.retain(|k| k != kid);
+    }
+
+    /// The published JWKS document.
+    pub fn jwks(&self) -> Value {
+        self.shared.state().jwks()
+    }
+
+    /// A key by kid (published or not).
+    pub fn key(&self, kid: &str) -> Option<Arc<TestKey>> {
+        self.shared.state().keys.get(kid).cloned()
+    }
+
+    /// Starts a token signed by the default key, with claims `iss`, `sub`, `client_id`,
+    /// `aud` ([`DEFAULT_AUDIENCE`]), `iat`, `exp` (in 5 minutes) and `jti`, and header
+    /// `alg`, `kid`, `typ: at+jwt`.
+    pub fn token(&self) -> TokenBuilder {
+        let key = {
+            let state = self.shared.state();
+            state.keys.get(&state.signing).cloned()
+        };
+        TokenBuilder::new(self.issuer(), key)
+    }
+
+    /// Misbehave (or, with `None`, recover).
+    pub async fn set_outage(&self, outage: Option<Outage>) -> std::io::Result<()> {
+        let refuse = outage == Some(Outage::Refuse);
+        self.shared.state().outage = outage;
+        if refuse { self.server.stop() } else { self.server.resume().await }
+    }
+
+    /// The `Cache-Control` header of JWKS responses (default: none, like oidc-provider).
+    pub fn set_cache_control(&self, value: Option<&str>) {
+        self.shared.state().cache_control = value.map(str::to_owned);
+    }
+
+    /// Send an `ETag` and answer `If-None-Match` with 304 (default: off).
+    pub fn set_etag(&self, on: bool) {
+        self.shared.state().etag = on;
+    }
+
+    /// Serve this body and content type at the JWKS URL instead of the keys.
+    pub fn set_jwks_body(&self, body: Option<(&str, Vec<u8>)>) {
+        self.shared.state().jwks_override = body.map(|(ct, b)| (ct.to_owned(), b));
+    }
+
+    /// Make discovery claim another `issuer` (an impersonation attempt).
+    pub fn set_discovery_issuer(&self, issuer: Option<&str>) {
+        self.shared.state().discovery_issuer = issuer.map(str::to_owned);
+    }
+
+    /// JWKS requests received so far.
+    pub fn jwks_fetches(&self) -> usize {
+        self.shared.jwks_hits.load(Ordering::SeqCst)
+    }
+
+    /// Discovery requests received so far.
+    pub fn discovery_fetches(&self) -> usize {
+        self.shared.discovery_hits.load(Ordering::SeqCst)
+    }
+}
+
+/// Builds and signs a token; see [`TestIssuer::token`].
+#[must_use]
+pub struct TokenBuilder {
+    key: Option<Arc<TestKey>>,
+    header: Map<String, Value>,
+    claims: Map<String, Value>,
+}
+
+impl TokenBuilder {
+    fn new(issuer: &str, key: Option<Arc<TestKey>>) -> Self {
+        let now = unix_now();
+        let mut header = Map::new();
+        if let Some(key) = &key {
+            header.insert("alg".into(), key.algorithm().as_str().into());
+            header.insert("kid".into(), key.kid().into());
+        }
+        header.insert("typ".into(), "at+jwt".into());
+        let claims = json!({
+            "iss": issuer,
+            "sub": DEFAULT_CLIENT,
+            "client_id": DEFAULT_CLIENT,
+            "aud": DEFAULT_AUDIENCE,
+            "iat": now,
+            "exp": now + 300,
+            "jti": format!("{:016x}", fastrand::u64(..)),
+        });
+        let Value::Object(claims) = claims else { unreachable!("a json! object literal") };
+        TokenBuilder { key, header, claims }
+    }
+
+    /// Sign with this key instead (sets `alg` and `kid` from it).
+    pub fn key(mut self, key: Arc<TestKey>) -> Self {
+        self.header.insert("alg".into(), key.algorithm().as_str().into());
+        self.header.insert("kid".into(), key.kid().into());
+        self.key = Some(key);
+        self
+    }
+
+    /// Set a header member.
+    pub fn header(mut self, name: &str, value: impl Into<Value>) -> Self {
+        self.header.insert(name.into(), value.into());
+        self
+    }
+
+    /// Remove a header member.
+    pub fn without_header(mut self, name: &str) -> Self {
+        self.header.remove(name);
+        self
+    }
+
+    /// Set a claim.
+    pub fn claim(mut self, name: &str, value: impl Into<Value>) -> Self {
+        self.claims.insert(name.into(), value.into());
+        self
+    }
+
+    /// Remove a claim.
+    pub fn without_claim(mut self, name: &str) -> Self {
+        self.claims.remove(name);
+        self
+    }
+
+    /// `aud`.
+    pub fn audience(self, aud: impl Into<Value>) -> Self {
+        self.claim("aud", aud)
+    }
+
+    /// `scope` (space-delimited).
+    pub fn scope(self, scope: &str) -> Self {
+        self.claim("scope", scope)
+    }
+
+    /// `exp` = now + `secs` (negative: already expired).
+    pub fn expires_in(self, secs: i64) -> Self {
+        self.claim("exp", unix_now() + secs)
+    }
+
+    /// The header and claims as JSON text, signed with the key (or an empty signature
+    /// when there is no key).
+    pub fn sign(self) -> String {
+        let header = Value::Object(self.header).to_string();
+        let claims = Value::Object(self.claims).to_string();
+        sign_raw(self.key.as_deref(), &header, &claims)
+    }
+}
+
+/// `base64url(header).base64url(claims).base64url(signature)` over exactly these JSON
+/// texts, for tokens no serializer would write (duplicate members, odd spacing).
+pub fn sign_raw(key: Option<&TestKey>, header_json: &str, claims_json: &str) -> String {
+    let input = format!("{}.{}", URL_SAFE_NO_PAD.encode(header_json), URL_SAFE_NO_PAD.encode(claims_json));
+    let signature = key.map(|k| k.sign(input.as_bytes())).unwrap_or_default();
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
+}

@@ -1,0 +1,159 @@
+//! The issuer's HTTP server (hyper, HTTP/1.1) and its misbehaviours.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
+use hyper::body::{Frame, Incoming};
+use hyper_util::rt::TokioIo;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::task::{AbortHandle, JoinSet};
+
+use super::{Outage, Shared};
+
+type Body = BoxBody<Bytes, Infallible>;
+
+pub(crate) struct Server {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    tasks: Mutex<Option<JoinSet<()>>>,
+}
+
+#[derive(Debug)]
+struct Refused;
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("refused")
+    }
+}
+
+impl std::error::Error for Refused {}
+
+impl Server {
+    pub(crate) fn start(listener: TcpListener, shared: Arc<Shared>) -> Server {
+        let addr = listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
+        let server = Server { addr, shared, tasks: Mutex::new(None) };
+        server.run(listener);
+        server
+    }
+
+    fn run(&self, listener: TcpListener) {
+        let mut tasks = JoinSet::new();
+        let shared = self.shared.clone();
+        let connections: Arc<Mutex<Vec<AbortHandle>>> = Arc::default();
+        tasks.spawn(async move {
+            let mut connections_set = JoinSet::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                let shared = shared.clone();
+                connections_set.spawn(async move {
+                    let service = hyper::service::service_fn(move |req| handle(shared.clone(), req));
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+                while connections_set.try_join_next().is_some() {}
+            }
+            drop(connections);
+        });
+        *self.tasks.lock().unwrap_or_else(|p| p.into_inner()) = Some(tasks);
+    }
+
+    /// Closes the listener and every open connection.
+    pub(crate) fn stop(&self) -> std::io::Result<()> {
+        // Dropping the JoinSet aborts the accept loop, which owns the listener and the
+        // connection tasks.
+        drop(self.tasks.lock().unwrap_or_else(|p| p.into_inner()).take());
+        Ok(())
+    }
+
+    /// Listens again on the same address, if stopped.
+    pub(crate) async fn resume(&self) -> std::io::Result<()> {
+        if self.tasks.lock().unwrap_or_else(|p| p.into_inner()).is_some() {
+            return Ok(());
+        }
+        let listener = TcpListener::bind(self.addr).await?;
+        self.run(listener);
+        Ok(())
+    }
+}
+
+fn full(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Body> {
+    let mut response = Response::new(Full::new(body.into()).boxed());
+    *response.status_mut() = status;
+    if let Ok(value) = content_type.parse() {
+        response.headers_mut().insert(header::CONTENT_TYPE, value);
+    }
+    response
+}
+
+async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body>, Refused> {
+    let path = req.uri().path().to_owned();
+    let is_jwks = path == "/jwks";
+    let is_discovery = path == "/.well-known/openid-configuration";
+    if is_jwks {
+        shared.jwks_hits.fetch_add(1, Ordering::SeqCst);
+    } else if is_discovery {
+        shared.discovery_hits.fetch_add(1, Ordering::SeqCst);
+    }
+    let outage = shared.state().outage.clone();
+    match outage {
+        Some(Outage::Refuse) => return Err(Refused),
+        Some(Outage::Status(code)) => {
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+            return Ok(full(status, "application/json", "{}"));
+        }
+        Some(Outage::Garbage) => return Ok(full(StatusCode::OK, "application/json", "<html>not json")),
+        Some(Outage::Slow(delay)) => tokio::time::sleep(delay).await,
+        Some(Outage::Stall) => {
+            let first = futures_util::stream::iter([Ok::<_, Infallible>(Frame::data(Bytes::from_static(b"{\"keys\":[")))]);
+            let never = futures_util::stream::pending();
+            let mut response = Response::new(BodyExt::boxed(StreamBody::new(futures_util::StreamExt::chain(first, never))));
+            response.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+            return Ok(response);
+        }
+        None => {}
+    }
+    if is_discovery {
+        let state = shared.state();
+        let issuer = state.discovery_issuer.clone().unwrap_or_else(|| shared.issuer.clone());
+        let doc = json!({
+            "issuer": issuer,
+            "jwks_uri": format!("{}/jwks", shared.issuer),
+            "token_endpoint": format!("{}/token", shared.issuer),
+            "id_token_signing_alg_values_supported": ["RS256", "PS256", "ES256", "ES384", "EdDSA"],
+        });
+        return Ok(full(StatusCode::OK, "application/json", doc.to_string()));
+    }
+    if !is_jwks {
+        return Ok(full(StatusCode::NOT_FOUND, "application/json", "{}"));
+    }
+    let state = shared.state();
+    if let Some((content_type, body)) = &state.jwks_override {
+        return Ok(full(StatusCode::OK, content_type, body.clone()));
+    }
+    let body = state.jwks().to_string();
+    let etag = state.etag.then(|| {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        body.hash(&mut hasher);
+        format!("\"{:016x}\"", hasher.finish())
+    });
+    let matches = etag.as_ref().is_some_and(|etag| {
+        req.headers().get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(etag.as_str())
+    });
+    let mut response =
+        if matches { full(StatusCode::NOT_MODIFIED, "application/json", Bytes::new()) } else { full(StatusCode::OK, "application/json", body) };
+    if let Some(etag) = etag.and_then(|e| e.parse().ok()) {
+        response.headers_mut().insert(header::ETAG, etag);
+    }
+    if let Some(cc) = state.cache_control.as_ref().and_then(|cc| cc.parse().ok()) {
+        response.headers_mut().insert(header::CACHE_CONTROL, cc);
+    }
+    Ok(response)
+}

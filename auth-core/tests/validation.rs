@@ -1,0 +1,336 @@
+//! Every header and claim rule, accepted and rejected, over real loopback HTTP against
+//! the in-process issuer.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use auth_core::testkit::{DEFAULT_AUDIENCE, TestIssuer, TestKey, TokenBuilder, sign_raw};
+use auth_core::{Algorithm, AuthError, Issuer, RejectReason, ScopeRequirement, TokenError, TypPolicy, Validator};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::json;
+
+fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+async fn setup(issuer: impl FnOnce(&TestIssuer) -> Issuer) -> (TestIssuer, Validator) {
+    let idp = TestIssuer::start().await.expect("issuer starts");
+    let validator = Validator::builder().issuer(issuer(&idp)).build().expect("valid config");
+    (idp, validator)
+}
+
+async fn reason(validator: &Validator, token: &str) -> RejectReason {
+    match validator.validate(token).await {
+        Ok(p) => panic!("accepted a token that must be rejected: {p:?}"),
+        Err(err) => err.reason(),
+    }
+}
+
+#[tokio::test]
+async fn every_algorithm_verifies() {
+    let keys: Vec<TestKey> = Algorithm::ALL.iter().map(|alg| TestKey::generate(*alg, &format!("k-{alg}"))).collect();
+    let idp = TestIssuer::with_keys(keys).await.unwrap();
+    let validator = Validator::builder().issuer(idp.jwks_issuer()).build().unwrap();
+    for alg in Algorithm::ALL {
+        let key = idp.key(&format!("k-{alg}")).unwrap();
+        let token = idp.token().key(key).sign();
+        let principal = validator.validate(&token).await.unwrap_or_else(|e| panic!("{alg}: {e}"));
+        assert_eq!(principal.algorithm(), alg);
+        assert_eq!(principal.key_id(), Some(format!("k-{alg}").as_str()));
+    }
+}
+
+#[tokio::test]
+async fn accepted_token_yields_the_principal() {
+    let (idp, validator) = setup(|idp| idp.discovery_issuer()).await;
+    let token = idp.token().scope("orders:read orders:write").claim("tenant", "acme").sign();
+    let principal = validator.validate(&token).await.unwrap();
+    assert_eq!(principal.issuer(), idp.issuer());
+    assert_eq!(principal.subject(), Some("test-client"));
+    assert_eq!(principal.claims().audience, vec![DEFAULT_AUDIENCE.to_string()]);
+    assert!(principal.scopes().contains("orders:write"));
+    #[derive(serde::Deserialize)]
+    struct Custom {
+        tenant: String,
+    }
+    assert_eq!(principal.custom_claims::<Custom>().unwrap().tenant, "acme");
+    assert_eq!(validator.metrics().accepted, 1);
+}
+
+#[tokio::test]
+async fn issuer_and_audience_rules() {
+    let (idp, validator) = setup(|idp| idp.jwks_issuer().audience("second-api")).await;
+    let ok = |b: TokenBuilder| b.sign();
+    assert!(validator.validate(&ok(idp.token().audience("second-api"))).await.is_ok());
+    assert!(validator.validate(&ok(idp.token().audience(json!(["other", DEFAULT_AUDIENCE])))).await.is_ok());
+    let cases = [
+        (idp.token().audience("other-api"), RejectReason::InvalidAudience),
+        (idp.token().audience(json!(["a", "b"])), RejectReason::InvalidAudience),
+        (idp.token().audience(json!([])), RejectReason::InvalidClaim),
+        (idp.token().audience(json!(null)), RejectReason::InvalidClaim),
+        (idp.token().without_claim("aud"), RejectReason::MissingClaim),
+        (idp.token().claim("iss", "http://evil.example"), RejectReason::UnknownIssuer),
+        (idp.token().claim("iss", format!("{}/", idp.issuer())), RejectReason::UnknownIssuer),
+        (idp.token().claim("iss", json!([idp.issuer()])), RejectReason::InvalidClaim),
+        (idp.token().claim("iss", json!(null)), RejectReason::InvalidClaim),
+        (idp.token().without_claim("iss"), RejectReason::MissingClaim),
+    ];
+    for (builder, want) in cases {
+        assert_eq!(reason(&validator, &builder.sign()).await, want);
+    }
+}
+
+#[tokio::test]
+async fn unknown_issuer_causes_no_fetch() {
+    let (idp, validator) = setup(|idp| idp.discovery_issuer()).await;
+    let token = idp.token().claim("iss", "https://other.example").sign();
+    assert_eq!(reason(&validator, &token).await, RejectReason::UnknownIssuer);
+    assert_eq!(idp.jwks_fetches() + idp.discovery_fetches(), 0);
+}
+
+#[tokio::test]
+async fn time_rules() {
+    let (idp, validator) = setup(|idp| idp.jwks_issuer().leeway(Duration::from_secs(30))).await;
+    let t = now();
+    let accept = [
+        idp.token().claim("exp", t + 10),
+        idp.token().claim("exp", t - 20), // within leeway
+        idp.token().claim("nbf", t + 20), // within leeway
+        idp.token().claim("iat", t + 20),
+        idp.token().claim("exp", (t + 100) as f64 + 0.5), // a NumericDate may be fractional
+    ];
+    for builder in accept {
+        let token = builder.sign();
+        validator.validate(&token).await.unwrap();
+    }
+    let reject = [
+        (idp.token().claim("exp", t - 31), RejectReason::Expired),
+        (idp.token().without_claim("exp"), RejectReason::MissingClaim),
+        (idp.token().claim("exp", json!(t + 100).to_string()), RejectReason::InvalidClaim),
+        (idp.token().claim("exp", json!(null)), RejectReason::InvalidClaim),
+        (idp.token().claim("exp", 253_402_300_800_i64), RejectReason::InvalidClaim),
+        (idp.token().claim("exp", -5), RejectReason::InvalidClaim),
+        (idp.token().claim("nbf", t + 60), RejectReason::NotYetValid),
+        (idp.token().claim("nbf", "0"), RejectReason::InvalidClaim),
+        (idp.token().claim("iat", t + 60), RejectReason::IssuedInFuture),
+        (idp.token().claim("iat", json!({})), RejectReason::InvalidClaim),
+    ];
+    for (builder, want) in reject {
+        assert_eq!(reason(&validator, &builder.sign()).await, want);
+    }
+}
+
+#[tokio::test]
+async fn max_token_age() {
+    let (idp, validator) = setup(|idp| idp.jwks_issuer().leeway(Duration::ZERO).max_token_age(Duration::from_secs(60))).await;
+    let t = now();
+    validator.validate(&idp.token().claim("iat", t - 30).sign()).await.unwrap();
+    assert_eq!(reason(&validator, &idp.token().claim("iat", t - 120).sign()).await, RejectReason::TooOld);
+    assert_eq!(reason(&validator, &idp.token().without_claim("iat").sign()).await, RejectReason::MissingClaim);
+}
+
+#[tokio::test]
+async fn required_claims() {
+    let (idp, validator) = setup(|idp| idp.jwks_issuer().require_claim("jti").require_claim("tenant")).await;
+    validator.validate(&idp.token().claim("tenant", "t").sign()).await.unwrap();
+    let err = validator.validate(&idp.token().sign()).await.unwrap_err();
+    assert_eq!(err.to_string(), "the token lacks the required claim tenant");
+    let err = validator.validate(&idp.token().claim("tenant", "t").without_claim("jti").sign()).await.unwrap_err();
+    assert_eq!(err.reason(), RejectReason::MissingClaim);
+}
+
+#[tokio::test]
+async fn typ_policy() {
+    let (idp, lenient) = setup(|idp| idp.jwks_issuer()).await;
+    let strict = Validator::builder().issuer(idp.jwks_issuer().typ_policy(TypPolicy::RequireAccessToken)).build().unwrap();
+    let at = idp.token().sign();
+    let jwt = idp.token().header("typ", "JWT").sign();
+    let none = idp.token().without_header("typ").sign();
+    let other = idp.token().header("typ", "logout+jwt").sign();
+    for token in [&at, &jwt, &none] {
+        lenient.validate(token).await.unwrap();
+    }
+    assert_eq!(reason(&lenient, &other).await, RejectReason::InvalidType);
+    strict.validate(&at).await.unwrap();
+    strict.validate(&idp.token().header("typ", "application/at+jwt").sign()).await.unwrap();
+    for token in [&jwt, &none, &other] {
+        assert_eq!(reason(&strict, token).await, RejectReason::InvalidType);
+    }
+}
+
+#[tokio::test]
+async fn header_rules() {
+    let (idp, validator) = setup(|idp| idp.jwks_issuer()).await;
+    let cases = [
+        (idp.token().header("alg", "none"), RejectReason::UnsupportedAlgorithm),
+        (idp.token().header("alg", "HS256"), RejectReason::UnsupportedAlgorithm),
+        (idp.token().header("alg", "rs256"), RejectReason::UnsupportedAlgorithm),
+        (idp.token().header("crit", json!(["exp"])).header("exp", 1), RejectReason::UnsupportedCriticalHeader),
+        (idp.token().header("b64", false).header("crit", json!(["b64"])), RejectReason::UnsupportedCriticalHeader),
+        (idp.token().header("kid", 42), RejectReason::Malformed),
+        (idp.token().header("kid", "nope"), RejectReason::UnknownKey),
+        (idp.token().header("alg", "PS256"), RejectReason::KeyAlgorithmMismatch), // key pinned to RS256
+        (idp.token().header("alg", "ES256"), RejectReason::KeyAlgorithmMismatch),
+    ];
+    for (builder, want) in cases {
+        assert_eq!(reason(&validator, &builder.sign()).await, want);
+    }
+    // Without kid, the single published key is used.
+    validator.validate(&idp.token().without_header("kid").sign()).await.unwrap();
+}
+
+#[tokio::test]
+async fn key_injection_headers_are_ignored() {
+    let (idp, validator) = setup(|idp| idp.jwks_issuer()).await;
+    let attacker = TestKey::generate(Algorithm::RS256, "rs256-1");
+    let jwk = attacker.public_jwk();
+    let attacker = Arc::new(attacker);
+    let forged = idp
+        .token()
+        .key(attacker.clone())
+        .header("jwk", jwk.clone())
+        .header("jku", format!("{}/jwks", idp.issuer()))
+        .header("x5u", "http://127.0.0.1:1/x5u")
+        .header("x5c", json!(["MIIB"]))
+        .sign();
+    assert_eq!(reason(&validator, &forged).await, RejectReason::InvalidSignature);
+}
+
+#[tokio::test]
+async fn algorithm_allow_list() {
+    let keys = vec![TestKey::generate(Algorithm::ES256, "ec"), TestKey::generate(Algorithm::RS256, "rsa")];
+    let idp = TestIssuer::with_keys(keys).await.unwrap();
+    let validator = Validator::builder().issuer(idp.jwks_issuer().algorithms([Algorithm::ES256])).build().unwrap();
+    validator.validate(&idp.token().key(idp.key("ec").unwrap()).sign()).await.unwrap();
+    assert_eq!(reason(&validator, &idp.token().key(idp.key("rsa").unwrap()).sign()).await, RejectReason::AlgorithmNotAllowed);
+}
+
+#[tokio::test]
+async fn jwk_without_alg_allows_its_key_family() {
+    let idp = TestIssuer::with_keys(vec![TestKey::generate(Algorithm::PS384, "rsa").without_jwk_alg()]).await.unwrap();
+    let validator = Validator::builder().issuer(idp.jwks_issuer()).build().unwrap();
+    validator.validate(&idp.token().sign()).await.unwrap();
+    // The same key signing PKCS#1 v1.5 would verify too: the family allows it. But a
+    // token claiming PS384 while signed with another padding must fail.
+    let tampered = idp.token().header("alg", "RS384").sign();
+    assert_eq!(reason(&validator, &tampered).await, RejectReason::InvalidSignature);
+}
+
+#[tokio::test]
+async fn signature_faults() {
+    let (idp, validator) = setup(|idp| idp.jwks_issuer()).await;
+    let token = idp.token().sign();
+    let other = idp.token().claim("sub", "other").sign();
+    let (input, sig) = token.rsplit_once('.').unwrap();
+    let (_, other_sig) = other.rsplit_once('.').unwrap();
+    let (header, payload) = input.split_once('.').unwrap();
+    let evil_payload = URL_SAFE_NO_PAD.encode(
+        json!({"iss": idp.issuer(), "aud": DEFAULT_AUDIENCE, "exp": now() + 999, "sub": "admin"}).to_string(),
+    );
+    let cases = [
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(&URL_SAFE_NO_PAD.decode(sig).unwrap()[..200])),
+        format!("{input}.{other_sig}"),
+        format!("{header}.{evil_payload}.{sig}"),
+        format!("{}.{payload}.{sig}", URL_SAFE_NO_PAD.encode(r#"{"alg":"RS256","kid":"rs256-1","typ":"JWT"}"#)),
+        format!("{input}.AAAA"),
+    ];
+    for token in cases {
+        assert_eq!(reason(&validator, &token).await, RejectReason::InvalidSignature, "{token}");
+    }
+    assert_eq!(reason(&validator, &format!("{input}.")).await, RejectReason::Malformed);
+    // Non-canonical base64 (stray trailing bits) is malformed, not "another" signature.
+    assert_eq!(reason(&validator, &format!("{input}.{}", &sig[..sig.len() - 4])).await, RejectReason::Malformed);
+}
+
+#[tokio::test]
+async fn hmac_with_the_public_key_is_refused() {
+    let (idp, validator) = setup(|idp| idp.jwks_issuer()).await;
+    let key = idp.key("rs256-1").unwrap();
+    let claims = json!({"iss": idp.issuer(), "aud": DEFAULT_AUDIENCE, "exp": now() + 60}).to_string();
+    let header = r#"{"alg":"HS256","kid":"rs256-1"}"#;
+    let input = format!("{}.{}", URL_SAFE_NO_PAD.encode(header), URL_SAFE_NO_PAD.encode(&claims));
+    let tag = aws_lc_rs::hmac::sign(&aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &key.public_key_bytes()), input.as_bytes());
+    let token = format!("{input}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()));
+    assert_eq!(reason(&validator, &token).await, RejectReason::UnsupportedAlgorithm);
+    let none = sign_raw(None, r#"{"alg":"none"}"#, &claims);
+    assert_eq!(reason(&validator, &format!("{}A", none)).await, RejectReason::UnsupportedAlgorithm);
+}
+
+#[tokio::test]
+async fn shape_and_size() {
+    let (idp, validator) = setup(|idp| idp.jwks_issuer()).await;
+    let big = idp.token().claim("pad", "x".repeat(9000)).sign();
+    assert_eq!(reason(&validator, &big).await, RejectReason::TooLarge);
+    for bad in ["", "abc", "a.b", "a.b.c.d", "a.b.c.d.e", "a..c", "a.b.c=", "a b.c.d"] {
+        assert_eq!(reason(&validator, bad).await, RejectReason::Malformed, "{bad:?}");
+    }
+    let dup = sign_raw(
+        idp.key("rs256-1").as_deref(),
+        r#"{"alg":"RS256","kid":"rs256-1"}"#,
+        &format!(r#"{{"iss":"{0}","iss":"{0}","aud":"{DEFAULT_AUDIENCE}","exp":{1}}}"#, idp.issuer(), now() + 60),
+    );
+    assert_eq!(reason(&validator, &dup).await, RejectReason::Malformed);
+}
+
+#[tokio::test]
+async fn scopes_all_and_any() {
+    let (idp, validator) = setup(|idp| idp.jwks_issuer()).await;
+    let token = idp.token().scope("orders:read profile").sign();
+    let scp = idp.token().without_claim("scope").claim("scp", json!(["orders:read", "orders:write"])).sign();
+    let all = ScopeRequirement::all(["orders:read", "orders:write"]);
+    let any = ScopeRequirement::any(["orders:write", "profile"]);
+    assert!(validator.authorize(&token, &ScopeRequirement::all(["orders:read"])).await.is_ok());
+    assert!(validator.authorize(&token, &any).await.is_ok());
+    assert!(validator.authorize(&scp, &all).await.is_ok());
+    let err = validator.authorize(&token, &all).await.unwrap_err();
+    assert_eq!(err.status(), 403);
+    assert!(err.www_authenticate(None).contains(r#"scope="orders:read orders:write""#));
+    let none = idp.token().sign();
+    assert!(matches!(validator.authorize(&none, &any).await, Err(AuthError::InsufficientScope { .. })));
+    assert_eq!(validator.metrics().rejected(RejectReason::InsufficientScope), 2);
+}
+
+#[tokio::test]
+async fn errors_never_echo_the_token() {
+    let (idp, validator) = setup(|idp| idp.jwks_issuer()).await;
+    let token = idp.token().header("kid", "secret-kid-value").claim("sub", "secret-sub").sign();
+    let err = validator.validate(&token).await.unwrap_err();
+    let rendered = format!("{err} {err:?} {} {}", err.www_authenticate(None), err.json_body());
+    assert!(!rendered.contains("secret"), "{rendered}");
+    assert!(!rendered.contains(&token[..20]));
+    assert_eq!(err, AuthError::InvalidToken(TokenError::UnknownKey));
+}
+
+#[tokio::test]
+async fn configuration_errors() {
+    use auth_core::ConfigError;
+    assert!(matches!(Validator::builder().build(), Err(ConfigError::NoIssuer)));
+    let e = Validator::builder().issuer(Issuer::discovery("https://a").audience("x")).issuer(Issuer::discovery("https://a").audience("y")).build();
+    assert!(matches!(e, Err(ConfigError::DuplicateIssuer(_))));
+    let e = Validator::builder().issuer(Issuer::discovery("http://idp.example.com").audience("x")).build();
+    assert!(matches!(e, Err(ConfigError::InvalidUrl { .. })));
+    let ok = Validator::builder().allow_insecure_http(true).issuer(Issuer::discovery("http://idp.example.com").audience("x")).build();
+    assert!(ok.is_ok());
+    let e = Validator::builder().issuer(Issuer::static_jwks("https://a", "{}").audience("x")).build();
+    assert!(matches!(e, Err(ConfigError::InvalidJwks { .. })));
+    let e = Validator::builder().issuer(Issuer::jwks_url("https://a", "not a url").audience("x")).build();
+    assert!(matches!(e, Err(ConfigError::InvalidUrl { .. })));
+}
+
+#[tokio::test]
+async fn static_jwks_and_multiple_issuers() {
+    let a = TestIssuer::start().await.unwrap();
+    let b = TestIssuer::with_keys(vec![TestKey::generate(Algorithm::EdDSA, "ed")]).await.unwrap();
+    let validator = Validator::builder()
+        .issuer(Issuer::static_jwks(a.issuer(), a.jwks().to_string()).audience(DEFAULT_AUDIENCE))
+        .issuer(b.discovery_issuer().audience("b-api"))
+        .build()
+        .unwrap();
+    validator.validate(&a.token().sign()).await.unwrap();
+    validator.validate(&b.token().audience("b-api").sign()).await.unwrap();
+    assert_eq!(a.jwks_fetches(), 0, "a static key set is never fetched");
+    // A token from b, relabelled as a's, fails: a's keys do not know b's kid.
+    let relabelled = b.token().claim("iss", a.issuer()).sign();
+    assert_eq!(reason(&validator, &relabelled).await, RejectReason::UnknownKey);
+}
