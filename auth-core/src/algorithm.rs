@@ -117,7 +117,6 @@ impl fmt::Display for Algorithm {
 pub(crate) struct AlgorithmSet(u16);
 
 impl AlgorithmSet {
-
     pub(crate) fn of(algs: impl IntoIterator<Item = Algorithm>) -> Self {
         AlgorithmSet(algs.into_iter().fold(0, |set, alg| set | alg.bit()))
     }

@@ -65,9 +65,8 @@ impl TokenCache {
         if removed.is_empty() {
             return;
         }
-        let result = self
-            .entries
-            .invalidate_entries_if(move |_, entry| removed.iter().any(|key| Arc::ptr_eq(key, &entry.key)));
+        let result =
+            self.entries.invalidate_entries_if(move |_, entry| removed.iter().any(|key| Arc::ptr_eq(key, &entry.key)));
         if result.is_err() {
             // Only possible without support_invalidation_closures; hits re-check the key anyway.
             tracing::debug!("token cache could not drop entries of removed keys");

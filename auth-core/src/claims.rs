@@ -85,11 +85,7 @@ enum StringOrList {
     Many(Vec<String>),
 }
 
-fn required<T>(
-    raw: Option<&RawValue>,
-    name: &'static str,
-    read: fn(&RawValue) -> Option<T>,
-) -> Result<T, TokenError> {
+fn required<T>(raw: Option<&RawValue>, name: &'static str, read: fn(&RawValue) -> Option<T>) -> Result<T, TokenError> {
     let raw = raw.ok_or(TokenError::missing(name))?;
     read(raw).ok_or(TokenError::invalid(name))
 }

@@ -219,10 +219,10 @@ impl Settings {
         if self.max_token_bytes < 16 {
             return bad("max_token_bytes", "must be at least 16");
         }
-        if let Some(realm) = &self.realm {
-            if realm.bytes().any(|b| b == b'"' || b == b'\\' || !(0x20..0x7f).contains(&b)) {
-                return bad("realm", "must be printable ASCII without quotes or backslashes");
-            }
+        if let Some(realm) = &self.realm
+            && realm.bytes().any(|b| b == b'"' || b == b'\\' || !(0x20..0x7f).contains(&b))
+        {
+            return bad("realm", "must be printable ASCII without quotes or backslashes");
         }
         Ok(())
     }
@@ -235,7 +235,9 @@ mod tests {
     #[test]
     fn typ_policies() {
         let lenient = TypPolicy::AccessTokenOrJwt;
-        for ok in [None, Some("at+jwt"), Some("AT+JWT"), Some("application/at+jwt"), Some("JWT"), Some("application/jwt")] {
+        for ok in
+            [None, Some("at+jwt"), Some("AT+JWT"), Some("application/at+jwt"), Some("JWT"), Some("application/jwt")]
+        {
             assert!(lenient.accepts(ok), "{ok:?}");
         }
         for bad in [Some("logout+jwt"), Some("dpop+jwt"), Some(""), Some("at+jwt "), Some("secevent+jwt")] {
@@ -251,14 +253,21 @@ mod tests {
         assert!(Issuer::discovery("https://i").audience("a").check().is_ok());
         assert!(matches!(Issuer::discovery("https://i").check(), Err(ConfigError::NoAudience(_))));
         assert!(matches!(Issuer::discovery("").audience("a").check(), Err(ConfigError::EmptyIssuer)));
-        assert!(matches!(Issuer::discovery("i").audience("a").algorithms([]).check(), Err(ConfigError::NoAlgorithm(_))));
+        assert!(matches!(
+            Issuer::discovery("i").audience("a").algorithms([]).check(),
+            Err(ConfigError::NoAlgorithm(_))
+        ));
         assert!(Issuer::discovery("i").audience("a").leeway(Duration::from_secs(3600)).check().is_err());
     }
 
     #[test]
     fn settings_checks() {
         assert!(Settings::default().check().is_ok());
-        let s = Settings { min_refresh: Duration::from_secs(10), max_refresh: Duration::from_secs(5), ..Settings::default() };
+        let s = Settings {
+            min_refresh: Duration::from_secs(10),
+            max_refresh: Duration::from_secs(5),
+            ..Settings::default()
+        };
         assert!(s.check().is_err());
         let s = Settings { realm: Some("a\"b".into()), ..Settings::default() };
         assert!(s.check().is_err());

@@ -430,11 +430,7 @@ mod tests {
             (AuthError::MissingToken, 401, None),
             (RequestError::MultipleAuthorizationHeaders.into(), 400, Some("invalid_request")),
             (TokenError::Expired.into(), 401, Some("invalid_token")),
-            (
-                AuthError::InsufficientScope { required: ScopeRequirement::all(["a"]) },
-                403,
-                Some("insufficient_scope"),
-            ),
+            (AuthError::InsufficientScope { required: ScopeRequirement::all(["a"]) }, 403, Some("insufficient_scope")),
             (AuthError::KeysUnavailable { retry_after: None }, 503, None),
         ];
         for (err, status, code) in cases {

@@ -199,7 +199,8 @@ impl ValidatorBuilder {
             let algorithms = AlgorithmSet::of(issuer.algorithms.iter().copied());
             let url = |what: &'static str, s: &str| -> Result<Url, ConfigError> {
                 let url = Url::parse(s).map_err(|e| ConfigError::InvalidUrl { what, reason: e.to_string() })?;
-                check_url(&url, settings.allow_insecure_http).map_err(|reason| ConfigError::InvalidUrl { what, reason })?;
+                check_url(&url, settings.allow_insecure_http)
+                    .map_err(|reason| ConfigError::InvalidUrl { what, reason })?;
                 Ok(url)
             };
             let (origin, static_keys) = match &issuer.source {
@@ -211,8 +212,9 @@ impl ValidatorBuilder {
                 }
                 KeySourceConfig::JwksUrl(jwks) => (Origin::JwksUrl(url("jwks_url", jwks)?), None),
                 KeySourceConfig::Static(doc) => {
-                    let keys = parse_jwks(doc.as_bytes(), algorithms, settings.max_jwks_keys)
-                        .map_err(|e| ConfigError::InvalidJwks { issuer: issuer.issuer.clone(), reason: e.to_string() })?;
+                    let keys = parse_jwks(doc.as_bytes(), algorithms, settings.max_jwks_keys).map_err(|e| {
+                        ConfigError::InvalidJwks { issuer: issuer.issuer.clone(), reason: e.to_string() }
+                    })?;
                     (Origin::Static, Some(keys))
                 }
             };
@@ -332,14 +334,14 @@ impl Validator {
         if token.len() > inner.settings.max_token_bytes {
             return Err(TokenError::TooLarge.into());
         }
-        if let Some(cache) = &inner.cache {
-            if let Some(entry) = cache.get(token) {
-                if unix_now() < entry.valid_until && inner.issuers[entry.issuer].keys.still_trusts(&entry.key) {
-                    Metrics::inc(&inner.metrics.cache_hits);
-                    return Ok(entry.principal);
-                }
-                cache.remove(token);
+        if let Some(cache) = &inner.cache
+            && let Some(entry) = cache.get(token)
+        {
+            if unix_now() < entry.valid_until && inner.issuers[entry.issuer].keys.still_trusts(&entry.key) {
+                Metrics::inc(&inner.metrics.cache_hits);
+                return Ok(entry.principal);
             }
+            cache.remove(token);
         }
         let segments = token::split(token, inner.settings.max_token_bytes)?;
         let header = token::parse_header(segments.header)?;
@@ -353,7 +355,6 @@ impl Validator {
         let issuer = &inner.issuers[index];
         match self.check(issuer, &header, &claims, &raw, &payload, segments).await {
             Ok((key, valid_until)) => {
-                drop(raw);
                 let principal = Principal::new(claims, header.alg, header.kid, payload);
                 if let Some(cache) = &inner.cache {
                     cache.insert(token, Entry { principal: principal.clone(), issuer: index, key, valid_until });
@@ -402,7 +403,13 @@ impl Validator {
 
 /// Time, audience and required-claim rules. Returns until when the token may be
 /// served from the cache.
-fn check_claims(issuer: &IssuerPolicy, claims: &Claims, raw: &RawClaims<'_>, payload: &str, now: i64) -> Result<i64, TokenError> {
+fn check_claims(
+    issuer: &IssuerPolicy,
+    claims: &Claims,
+    raw: &RawClaims<'_>,
+    payload: &str,
+    now: i64,
+) -> Result<i64, TokenError> {
     let leeway = issuer.leeway;
     // RFC 7519 §4.1.4: not accepted on or after exp.
     if now >= claims.expires_at.saturating_add(leeway) {
@@ -442,7 +449,8 @@ fn check_claims(issuer: &IssuerPolicy, claims: &Claims, raw: &RawClaims<'_>, pay
                     let members = match &mut members {
                         Some(members) => members,
                         None => members.insert(
-                            serde_json::from_str(payload).map_err(|_| TokenError::Malformed("the claims are not a JSON object"))?,
+                            serde_json::from_str(payload)
+                                .map_err(|_| TokenError::Malformed("the claims are not a JSON object"))?,
                         ),
                     };
                     members.contains_key(other)

@@ -1,5 +1,6 @@
 //! Every header and claim rule, accepted and rejected, over real loopback HTTP against
 //! the in-process issuer.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -123,7 +124,8 @@ async fn time_rules() {
 
 #[tokio::test]
 async fn max_token_age() {
-    let (idp, validator) = setup(|idp| idp.jwks_issuer().leeway(Duration::ZERO).max_token_age(Duration::from_secs(60))).await;
+    let (idp, validator) =
+        setup(|idp| idp.jwks_issuer().leeway(Duration::ZERO).max_token_age(Duration::from_secs(60))).await;
     let t = now();
     validator.validate(&idp.token().claim("iat", t - 30).sign()).await.unwrap();
     assert_eq!(reason(&validator, &idp.token().claim("iat", t - 120).sign()).await, RejectReason::TooOld);
@@ -143,7 +145,8 @@ async fn required_claims() {
 #[tokio::test]
 async fn typ_policy() {
     let (idp, lenient) = setup(|idp| idp.jwks_issuer()).await;
-    let strict = Validator::builder().issuer(idp.jwks_issuer().typ_policy(TypPolicy::RequireAccessToken)).build().unwrap();
+    let strict =
+        Validator::builder().issuer(idp.jwks_issuer().typ_policy(TypPolicy::RequireAccessToken)).build().unwrap();
     let at = idp.token().sign();
     let jwt = idp.token().header("typ", "JWT").sign();
     let none = idp.token().without_header("typ").sign();
@@ -203,7 +206,10 @@ async fn algorithm_allow_list() {
     let idp = TestIssuer::with_keys(keys).await.unwrap();
     let validator = Validator::builder().issuer(idp.jwks_issuer().algorithms([Algorithm::ES256])).build().unwrap();
     validator.validate(&idp.token().key(idp.key("ec").unwrap()).sign()).await.unwrap();
-    assert_eq!(reason(&validator, &idp.token().key(idp.key("rsa").unwrap()).sign()).await, RejectReason::AlgorithmNotAllowed);
+    assert_eq!(
+        reason(&validator, &idp.token().key(idp.key("rsa").unwrap()).sign()).await,
+        RejectReason::AlgorithmNotAllowed
+    );
 }
 
 #[tokio::test]
@@ -225,9 +231,8 @@ async fn signature_faults() {
     let (input, sig) = token.rsplit_once('.').unwrap();
     let (_, other_sig) = other.rsplit_once('.').unwrap();
     let (header, payload) = input.split_once('.').unwrap();
-    let evil_payload = URL_SAFE_NO_PAD.encode(
-        json!({"iss": idp.issuer(), "aud": DEFAULT_AUDIENCE, "exp": now() + 999, "sub": "admin"}).to_string(),
-    );
+    let evil_payload = URL_SAFE_NO_PAD
+        .encode(json!({"iss": idp.issuer(), "aud": DEFAULT_AUDIENCE, "exp": now() + 999, "sub": "admin"}).to_string());
     let cases = [
         format!("{input}.{}", URL_SAFE_NO_PAD.encode(&URL_SAFE_NO_PAD.decode(sig).unwrap()[..200])),
         format!("{input}.{other_sig}"),
@@ -250,7 +255,10 @@ async fn hmac_with_the_public_key_is_refused() {
     let claims = json!({"iss": idp.issuer(), "aud": DEFAULT_AUDIENCE, "exp": now() + 60}).to_string();
     let header = r#"{"alg":"HS256","kid":"rs256-1"}"#;
     let input = format!("{}.{}", URL_SAFE_NO_PAD.encode(header), URL_SAFE_NO_PAD.encode(&claims));
-    let tag = aws_lc_rs::hmac::sign(&aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &key.public_key_bytes()), input.as_bytes());
+    let tag = aws_lc_rs::hmac::sign(
+        &aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &key.public_key_bytes()),
+        input.as_bytes(),
+    );
     let token = format!("{input}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()));
     assert_eq!(reason(&validator, &token).await, RejectReason::UnsupportedAlgorithm);
     let none = sign_raw(None, r#"{"alg":"none"}"#, &claims);
@@ -306,11 +314,17 @@ async fn errors_never_echo_the_token() {
 async fn configuration_errors() {
     use auth_core::ConfigError;
     assert!(matches!(Validator::builder().build(), Err(ConfigError::NoIssuer)));
-    let e = Validator::builder().issuer(Issuer::discovery("https://a").audience("x")).issuer(Issuer::discovery("https://a").audience("y")).build();
+    let e = Validator::builder()
+        .issuer(Issuer::discovery("https://a").audience("x"))
+        .issuer(Issuer::discovery("https://a").audience("y"))
+        .build();
     assert!(matches!(e, Err(ConfigError::DuplicateIssuer(_))));
     let e = Validator::builder().issuer(Issuer::discovery("http://idp.example.com").audience("x")).build();
     assert!(matches!(e, Err(ConfigError::InvalidUrl { .. })));
-    let ok = Validator::builder().allow_insecure_http(true).issuer(Issuer::discovery("http://idp.example.com").audience("x")).build();
+    let ok = Validator::builder()
+        .allow_insecure_http(true)
+        .issuer(Issuer::discovery("http://idp.example.com").audience("x"))
+        .build();
     assert!(ok.is_ok());
     let e = Validator::builder().issuer(Issuer::static_jwks("https://a", "{}").audience("x")).build();
     assert!(matches!(e, Err(ConfigError::InvalidJwks { .. })));

@@ -40,8 +40,14 @@ pub(crate) enum FetchError {
 #[derive(Debug)]
 pub(crate) enum Fetched {
     /// 304: the cached document is still current.
-    NotModified { max_age: Option<Duration> },
-    Document { body: Vec<u8>, etag: Option<String>, max_age: Option<Duration> },
+    NotModified {
+        max_age: Option<Duration>,
+    },
+    Document {
+        body: Vec<u8>,
+        etag: Option<String>,
+        max_age: Option<Duration>,
+    },
 }
 
 impl Fetcher {
@@ -152,10 +158,10 @@ pub(crate) fn max_age(headers: &http::HeaderMap) -> Option<Duration> {
             if lower == "no-cache" || lower == "no-store" {
                 return Some(Duration::ZERO);
             }
-            if let Some(secs) = lower.strip_prefix("max-age=") {
-                if let Ok(secs) = secs.trim_matches('"').parse::<u64>() {
-                    return Some(Duration::from_secs(secs));
-                }
+            if let Some(secs) = lower.strip_prefix("max-age=")
+                && let Ok(secs) = secs.trim_matches('"').parse::<u64>()
+            {
+                return Some(Duration::from_secs(secs));
             }
         }
     }
@@ -189,10 +195,16 @@ mod tests {
     fn cache_headers() {
         assert_eq!(max_age(&headers(&[])), None);
         assert_eq!(max_age(&headers(&[("cache-control", "public, max-age=300")])), Some(Duration::from_secs(300)));
-        assert_eq!(max_age(&headers(&[("cache-control", "Max-Age=\"60\", must-revalidate")])), Some(Duration::from_secs(60)));
+        assert_eq!(
+            max_age(&headers(&[("cache-control", "Max-Age=\"60\", must-revalidate")])),
+            Some(Duration::from_secs(60))
+        );
         assert_eq!(max_age(&headers(&[("cache-control", "no-store")])), Some(Duration::ZERO));
         assert_eq!(
-            max_age(&headers(&[("date", "Wed, 25 Nov 2026 10:00:00 GMT"), ("expires", "Wed, 25 Nov 2026 10:02:00 GMT")])),
+            max_age(&headers(&[
+                ("date", "Wed, 25 Nov 2026 10:00:00 GMT"),
+                ("expires", "Wed, 25 Nov 2026 10:02:00 GMT")
+            ])),
             Some(Duration::from_secs(120))
         );
         assert_eq!(max_age(&headers(&[("expires", "0")])), Some(Duration::ZERO));
@@ -205,7 +217,9 @@ mod tests {
 
     #[test]
     fn json_content_types() {
-        for ok in ["application/json", "application/json; charset=utf-8", "Application/JSON", "application/jwk-set+json"] {
+        for ok in
+            ["application/json", "application/json; charset=utf-8", "Application/JSON", "application/jwk-set+json"]
+        {
             assert!(is_json(ok), "{ok}");
         }
         for bad in ["", "text/html", "text/plain", "application/octet-stream", "text/json+html"] {
@@ -215,7 +229,13 @@ mod tests {
 
     #[test]
     fn https_required_except_loopback() {
-        let ok = ["https://idp.example.com/jwks", "http://127.0.0.1:8080/jwks", "http://127.9.9.9/x", "http://localhost/x", "http://[::1]:9/x"];
+        let ok = [
+            "https://idp.example.com/jwks",
+            "http://127.0.0.1:8080/jwks",
+            "http://127.9.9.9/x",
+            "http://localhost/x",
+            "http://[::1]:9/x",
+        ];
         for url in ok {
             assert!(check_url(&Url::parse(url).unwrap(), false).is_ok(), "{url}");
         }

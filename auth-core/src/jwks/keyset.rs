@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use base64::Engine as _;
-use base64::engine::{GeneralPurpose, GeneralPurposeConfig, DecodePaddingMode};
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use jsonwebtoken::DecodingKey;
 use jsonwebtoken::crypto::CryptoProvider;
 use serde::Deserialize;
@@ -185,7 +185,10 @@ pub(crate) fn parse_jwks(doc: &[u8], allowed: AlgorithmSet, max_keys: usize) -> 
             tracing::warn!(max_keys, skipped, "JWKS has more keys than the limit; the rest are ignored");
             break;
         }
-        match serde_json::from_str::<RawJwk>(raw.get()).map_err(|_| "not a JWK object").and_then(|jwk| to_key(jwk, allowed)) {
+        match serde_json::from_str::<RawJwk>(raw.get())
+            .map_err(|_| "not a JWK object")
+            .and_then(|jwk| to_key(jwk, allowed))
+        {
             Ok(key) => set.insert(key),
             Err(reason) => {
                 skipped += 1;

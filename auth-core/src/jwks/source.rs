@@ -82,7 +82,13 @@ impl KeySource {
         token_cache: Option<TokenCache>,
     ) -> Self {
         let snapshot = static_keys.map(|keys| {
-            Arc::new(Snapshot { keys: Arc::new(keys), refresh_at: None, expires_at: None, stale_until: None, etag: None })
+            Arc::new(Snapshot {
+                keys: Arc::new(keys),
+                refresh_at: None,
+                expires_at: None,
+                stale_until: None,
+                etag: None,
+            })
         });
         KeySource {
             issuer,
@@ -102,7 +108,11 @@ impl KeySource {
     }
 
     /// The key a token names, fetching the key set when it is unknown or unusable.
-    pub(crate) async fn key(self: &Arc<Self>, kid: Option<&str>, alg: Algorithm) -> Result<Arc<VerifyingKey>, AuthError> {
+    pub(crate) async fn key(
+        self: &Arc<Self>,
+        kid: Option<&str>,
+        alg: Algorithm,
+    ) -> Result<Arc<VerifyingKey>, AuthError> {
         if let Some(snapshot) = self.usable(Instant::now()) {
             match snapshot.keys.find(kid, alg) {
                 Ok(key) => return Ok(key.clone()),
@@ -189,7 +199,9 @@ impl KeySource {
             return Some(in_flight.clone());
         }
         let now = Instant::now();
-        if !force && state.last_attempt.is_some_and(|last| now.duration_since(last) < self.settings.unknown_kid_cooldown) {
+        if !force
+            && state.last_attempt.is_some_and(|last| now.duration_since(last) < self.settings.unknown_kid_cooldown)
+        {
             return None;
         }
         state.last_attempt = Some(now);
@@ -210,9 +222,10 @@ impl KeySource {
     }
 
     fn unavailable(&self) -> AuthError {
-        let retry_after = self.state().last_attempt.map(|last| {
-            self.settings.unknown_kid_cooldown.saturating_sub(last.elapsed()).max(Duration::from_secs(1))
-        });
+        let retry_after = self
+            .state()
+            .last_attempt
+            .map(|last| self.settings.unknown_kid_cooldown.saturating_sub(last.elapsed()).max(Duration::from_secs(1)));
         AuthError::KeysUnavailable { retry_after }
     }
 
@@ -266,7 +279,8 @@ impl KeySource {
         let ahead = ttl.mul_f64(0.75 + fastrand::f64() * 0.15);
         let now = Instant::now();
         let changed = !Arc::ptr_eq(&keys, old);
-        let removed: Vec<Arc<VerifyingKey>> = if changed { old.keys().filter(|k| !keys.contains(k)).cloned().collect() } else { Vec::new() };
+        let removed: Vec<Arc<VerifyingKey>> =
+            if changed { old.keys().filter(|k| !keys.contains(k)).cloned().collect() } else { Vec::new() };
         let count = keys.len();
         self.snapshot.store(Some(Arc::new(Snapshot {
             keys,
@@ -304,7 +318,8 @@ impl KeySource {
             issuer: String,
             jwks_uri: String,
         }
-        let doc: Discovery = serde_json::from_slice(&body).map_err(|_| "discovery: not an OpenID configuration".to_string())?;
+        let doc: Discovery =
+            serde_json::from_slice(&body).map_err(|_| "discovery: not an OpenID configuration".to_string())?;
         if doc.issuer != *self.issuer {
             // RFC 8414 §3.3 / OIDC Discovery §4.3: prevents one issuer impersonating another.
             return Err("discovery: the document's issuer differs from the configured issuer".into());

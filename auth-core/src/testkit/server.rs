@@ -111,9 +111,11 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
         Some(Outage::Garbage) => return Ok(full(StatusCode::OK, "application/json", "<html>not json")),
         Some(Outage::Slow(delay)) => tokio::time::sleep(delay).await,
         Some(Outage::Stall) => {
-            let first = futures_util::stream::iter([Ok::<_, Infallible>(Frame::data(Bytes::from_static(b"{\"keys\":[")))]);
+            let first =
+                futures_util::stream::iter([Ok::<_, Infallible>(Frame::data(Bytes::from_static(b"{\"keys\":[")))]);
             let never = futures_util::stream::pending();
-            let mut response = Response::new(BodyExt::boxed(StreamBody::new(futures_util::StreamExt::chain(first, never))));
+            let mut response =
+                Response::new(BodyExt::boxed(StreamBody::new(futures_util::StreamExt::chain(first, never))));
             response.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
             return Ok(response);
         }
@@ -147,8 +149,11 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
     let matches = etag.as_ref().is_some_and(|etag| {
         req.headers().get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(etag.as_str())
     });
-    let mut response =
-        if matches { full(StatusCode::NOT_MODIFIED, "application/json", Bytes::new()) } else { full(StatusCode::OK, "application/json", body) };
+    let mut response = if matches {
+        full(StatusCode::NOT_MODIFIED, "application/json", Bytes::new())
+    } else {
+        full(StatusCode::OK, "application/json", body)
+    };
     if let Some(etag) = etag.and_then(|e| e.parse().ok()) {
         response.headers_mut().insert(header::ETAG, etag);
     }

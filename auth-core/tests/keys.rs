@@ -1,0 +1,348 @@
+//! Key fetching and caching against the in-process issuer over loopback HTTP: discovery,
+//! rotation, single flight, cooldown, outages, stale serving, Cache-Control, ETag,
+//! hostile JWKS responses, and the verified-token cache.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use auth_core::testkit::{Outage, TestIssuer, TestKey};
+use auth_core::{Algorithm, AuthError, RejectReason, Validator, ValidatorBuilder};
+
+/// Short timings so that expiry, cooldown and staleness can be watched in a test.
+fn fast(idp: &TestIssuer) -> ValidatorBuilder {
+    Validator::builder()
+        .issuer(idp.jwks_issuer())
+        .refresh_interval(Duration::from_millis(300), Duration::from_secs(3600), Duration::from_millis(300))
+        .unknown_kid_cooldown(Duration::from_millis(200))
+        .fetch_timeout(Duration::from_secs(1))
+}
+
+async fn settle() {
+    // Let a background refresh (spawned by a request) finish.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_then_jwks_and_issuer_mismatch() {
+    let idp = TestIssuer::start().await.unwrap();
+    let validator = Validator::builder().issuer(idp.discovery_issuer()).build().unwrap();
+    validator.validate(&idp.token().sign()).await.unwrap();
+    assert_eq!((idp.discovery_fetches(), idp.jwks_fetches()), (1, 1));
+
+    let evil = TestIssuer::start().await.unwrap();
+    evil.set_discovery_issuer(Some("https://someone-else.example"));
+    let validator = Validator::builder().issuer(evil.discovery_issuer()).build().unwrap();
+    let err = validator.validate(&evil.token().sign()).await.unwrap_err();
+    assert_eq!(err.status(), 503);
+    assert_eq!(evil.jwks_fetches(), 0, "keys are never fetched from an impersonating discovery document");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn build_does_no_io_and_warm_up_fetches() {
+    let idp = TestIssuer::start().await.unwrap();
+    let validator = fast(&idp).build().unwrap();
+    assert_eq!(idp.jwks_fetches(), 0);
+    assert!(!validator.is_ready());
+    validator.warm_up().await.unwrap();
+    assert!(validator.is_ready());
+    assert_eq!(idp.jwks_fetches(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotation_new_kid_validates_on_first_request_with_one_fetch() {
+    let idp = TestIssuer::start().await.unwrap();
+    let validator = fast(&idp).build().unwrap();
+    validator.validate(&idp.token().sign()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(250)).await; // past the cooldown
+    let before = idp.jwks_fetches();
+    idp.rotate(TestKey::generate(Algorithm::ES256, "es-2"));
+    let principal = validator.validate(&idp.token().sign()).await.unwrap();
+    assert_eq!(principal.key_id(), Some("es-2"));
+    assert_eq!(idp.jwks_fetches() - before, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thousand_concurrent_unknown_kid_share_one_fetch() {
+    let idp = TestIssuer::start().await.unwrap();
+    let validator = fast(&idp)
+        .refresh_interval(Duration::from_secs(60), Duration::from_secs(60), Duration::from_secs(60))
+        .build()
+        .unwrap();
+    validator.warm_up().await.unwrap();
+    let before = idp.jwks_fetches();
+    // A cold validator and a newly published key: one fetch, which every caller awaits.
+    let validator_fresh = fast(&idp).unknown_kid_cooldown(Duration::from_secs(30)).build().unwrap();
+    idp.add_key(TestKey::generate(Algorithm::ES256, "es-new"));
+    let token = Arc::new(idp.token().key(idp.key("es-new").unwrap()).sign());
+    let mut tasks = Vec::new();
+    for _ in 0..1000 {
+        let (v, t) = (validator_fresh.clone(), token.clone());
+        tasks.push(tokio::spawn(async move { v.validate(&t).await }));
+    }
+    let mut ok = 0;
+    for task in tasks {
+        ok += usize::from(task.await.unwrap().is_ok());
+    }
+    assert_eq!(idp.jwks_fetches() - before, 1, "one shared fetch for 1000 callers");
+    assert_eq!(ok, 1000, "every caller that waited on the shared fetch gets the new key");
+
+    // A warm validator, past its cooldown, sees an unknown kid: one fetch for 1000 callers.
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let before = idp.jwks_fetches();
+    let unknown = Arc::new(idp.token().header("kid", "never-published").sign());
+    let mut tasks = Vec::new();
+    for _ in 0..1000 {
+        let (v, t) = (validator.clone(), unknown.clone());
+        tasks.push(tokio::spawn(async move { v.validate(&t).await }));
+    }
+    for task in tasks {
+        assert_eq!(task.await.unwrap().unwrap_err().reason(), RejectReason::UnknownKey);
+    }
+    assert_eq!(idp.jwks_fetches() - before, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_kids_within_a_cooldown_cause_at_most_one_fetch() {
+    let idp = TestIssuer::start().await.unwrap();
+    let validator = fast(&idp).unknown_kid_cooldown(Duration::from_secs(30)).build().unwrap();
+    validator.warm_up().await.unwrap();
+    let before = idp.jwks_fetches();
+    let good = idp.token().sign();
+    for i in 0..500 {
+        let token = idp.token().header("kid", format!("junk-{i}-{}", fastrand::u64(..))).sign();
+        assert_eq!(validator.validate(&token).await.unwrap_err().reason(), RejectReason::UnknownKey);
+    }
+    assert!(idp.jwks_fetches() - before <= 1);
+    validator.validate(&good).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_idp_does_not_delay_cached_keys() {
+    let idp = TestIssuer::start().await.unwrap();
+    let validator = fast(&idp).fetch_timeout(Duration::from_secs(10)).token_cache_capacity(0).build().unwrap();
+    validator.warm_up().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await; // the key set is now due for refresh
+    idp.set_outage(Some(Outage::Slow(Duration::from_secs(5)))).await.unwrap();
+    for _ in 0..20 {
+        let token = idp.token().sign();
+        let result = tokio::time::timeout(Duration::from_secs(2), validator.validate(&token)).await;
+        result.expect("a cached key is never held up by the slow refresh").unwrap();
+    }
+    assert_eq!(idp.jwks_fetches(), 2, "one background refresh started, still in flight");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idp_down_serves_stale_keys_until_max_stale_then_503() {
+    let idp = TestIssuer::start().await.unwrap();
+    let validator = fast(&idp).max_stale(Duration::from_millis(1500)).token_cache_capacity(0).build().unwrap();
+    validator.warm_up().await.unwrap();
+    idp.set_outage(Some(Outage::Refuse)).await.unwrap();
+    let token = idp.token().sign();
+    // Past expiry (300 ms) but within max_stale: still served.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    validator.validate(&token).await.unwrap();
+    settle().await;
+    validator.validate(&token).await.unwrap();
+    let m = validator.metrics();
+    assert!(m.stale_served >= 1 && m.refresh_failures >= 1, "{m:?}");
+    // Past expiry + max_stale: fail closed with 503, never 500.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let err = validator.validate(&token).await.unwrap_err();
+    assert!(matches!(err, AuthError::KeysUnavailable { .. }), "{err:?}");
+    assert_eq!(err.status(), 503);
+    assert!(!validator.is_ready());
+    // The issuer comes back: recovery without a restart.
+    idp.set_outage(None).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    validator.validate(&token).await.unwrap();
+    assert!(validator.is_ready());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cold_start_with_idp_down_then_recovery() {
+    let idp = TestIssuer::start().await.unwrap();
+    idp.set_outage(Some(Outage::Refuse)).await.unwrap();
+    let validator = fast(&idp).build().expect("starts while the issuer is down");
+    let token = idp.token().sign();
+    let err = validator.validate(&token).await.unwrap_err();
+    assert!(matches!(err, AuthError::KeysUnavailable { .. }));
+    // Within the cooldown: fails fast, with a Retry-After hint, no new fetch.
+    let err = validator.validate(&token).await.unwrap_err();
+    assert!(err.retry_after_secs().is_some());
+    assert!(validator.warm_up().await.is_err());
+    idp.set_outage(None).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    validator.validate(&token).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idp_errors_and_garbage_keep_last_good_keys() {
+    let idp = TestIssuer::start().await.unwrap();
+    let validator = fast(&idp).token_cache_capacity(0).build().unwrap();
+    validator.warm_up().await.unwrap();
+    for outage in [Outage::Status(503), Outage::Status(404), Outage::Garbage, Outage::Stall] {
+        idp.set_outage(Some(outage.clone())).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(350)).await; // due, and past the cooldown
+        validator.validate(&idp.token().sign()).await.unwrap_or_else(|e| panic!("{outage:?}: {e}"));
+        settle().await;
+        let m = validator.metrics();
+        eprintln!("{outage:?} fetches={} failures={}", m.jwks_fetches, m.refresh_failures);
+    }
+    tokio::time::sleep(Duration::from_millis(1200)).await; // the stalled fetch times out (1 s)
+    let m = validator.metrics();
+    assert!(m.refresh_failures >= 4, "{m:?}");
+    idp.set_outage(None).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_jwks_documents() {
+    let idp = TestIssuer::start().await.unwrap();
+    let good = idp.jwks();
+    let token = idp.token().sign();
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("application/json", vec![b' '; 2 * 1024 * 1024]), // over the 1 MiB cap
+        ("text/html", good.to_string().into_bytes()),      // not JSON by content type
+        ("application/json", b"{\"keys\": 5}".to_vec()),   // not a JWK set
+        ("application/json", b"{\"keys\": []}".to_vec()),  // no usable key
+    ];
+    for (content_type, body) in cases {
+        idp.set_jwks_body(Some((content_type, body)));
+        let validator = fast(&idp).build().unwrap();
+        let err = validator.validate(&token).await.unwrap_err();
+        assert!(matches!(err, AuthError::KeysUnavailable { .. }), "{content_type}: {err:?}");
+        assert_eq!(validator.metrics().refresh_failures, 1);
+    }
+    // Partially bad: the good key is used, the others skipped.
+    let mut doc = good.clone();
+    let keys = doc["keys"].as_array_mut().unwrap();
+    keys.insert(
+        0,
+        serde_json::json!({"kty": "RSA", "kid": "enc", "use": "enc", "alg": "RSA-OAEP", "n": "AQAB", "e": "AQAB"}),
+    );
+    keys.insert(0, serde_json::json!({"kty": "EC", "kid": "p521", "crv": "P-521", "x": "AA", "y": "AA"}));
+    keys.insert(0, serde_json::json!("not an object"));
+    idp.set_jwks_body(Some(("application/jwk-set+json", doc.to_string().into_bytes())));
+    let validator = fast(&idp).build().unwrap();
+    validator.validate(&token).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removed_key_stops_validating_after_refresh() {
+    let idp = TestIssuer::start().await.unwrap();
+    idp.add_key(TestKey::generate(Algorithm::ES256, "es-2"));
+    let validator = fast(&idp).build().unwrap();
+    let old = idp.token().key(idp.key("rs256-1").unwrap()).sign();
+    validator.validate(&old).await.unwrap();
+    validator.validate(&old).await.unwrap();
+    assert_eq!(validator.metrics().cache_hits, 1);
+    idp.unpublish("rs256-1");
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    // This request triggers the background refresh (it may still pass on the old set).
+    let new = idp.token().key(idp.key("es-2").unwrap()).sign();
+    validator.validate(&new).await.unwrap();
+    settle().await;
+    let err = validator.validate(&old).await.unwrap_err();
+    assert_eq!(err.reason(), RejectReason::UnknownKey, "neither the key set nor the token cache keeps a removed key");
+    validator.validate(&new).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cache_control_sets_the_refresh_time() {
+    let idp = TestIssuer::start().await.unwrap();
+    idp.set_cache_control(Some("public, max-age=1"));
+    let validator = Validator::builder()
+        .issuer(idp.jwks_issuer())
+        .refresh_interval(Duration::from_millis(100), Duration::from_secs(3600), Duration::from_secs(600))
+        .unknown_kid_cooldown(Duration::from_millis(50))
+        .build()
+        .unwrap();
+    validator.warm_up().await.unwrap();
+    let token = idp.token().sign();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    validator.validate(&token).await.unwrap();
+    settle().await;
+    assert_eq!(idp.jwks_fetches(), 1, "max-age=1 s is not yet due at 0.5 s");
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    validator.validate(&token).await.unwrap();
+    settle().await;
+    assert_eq!(idp.jwks_fetches(), 2, "due after at most 0.9 s of a 1 s max-age");
+
+    // Without Cache-Control, the default lifetime (10 min here) applies: no refresh.
+    idp.set_cache_control(None);
+    let validator = Validator::builder()
+        .issuer(idp.jwks_issuer())
+        .refresh_interval(Duration::from_millis(100), Duration::from_secs(3600), Duration::from_secs(600))
+        .build()
+        .unwrap();
+    validator.warm_up().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    validator.validate(&token).await.unwrap();
+    settle().await;
+    assert_eq!(idp.jwks_fetches(), 3);
+
+    // max-age is clamped to the configured minimum.
+    idp.set_cache_control(Some("max-age=0"));
+    let validator = Validator::builder()
+        .issuer(idp.jwks_issuer())
+        .refresh_interval(Duration::from_secs(60), Duration::from_secs(3600), Duration::from_secs(600))
+        .unknown_kid_cooldown(Duration::ZERO)
+        .build()
+        .unwrap();
+    validator.warm_up().await.unwrap();
+    for _ in 0..10 {
+        validator.validate(&token).await.unwrap();
+    }
+    settle().await;
+    assert_eq!(idp.jwks_fetches(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etag_conditional_requests() {
+    let idp = TestIssuer::start().await.unwrap();
+    idp.set_etag(true);
+    let validator = fast(&idp).build().unwrap();
+    validator.warm_up().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    validator.warm_up().await.unwrap();
+    let m = validator.metrics();
+    assert_eq!((m.jwks_fetches, m.jwks_not_modified), (2, 1));
+    validator.validate(&idp.token().sign()).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_cache_hits_expiry_and_opt_out() {
+    let idp = TestIssuer::start().await.unwrap();
+    let validator = fast(&idp).build().unwrap();
+    let token = idp.token().sign();
+    let first = validator.validate(&token).await.unwrap();
+    let second = validator.validate(&token).await.unwrap();
+    assert_eq!(first, second);
+    assert_eq!(validator.metrics().cache_hits, 1);
+    assert_eq!(validator.cached_tokens(), 1);
+
+    // An entry never outlives exp.
+    let short = idp.token().expires_in(2).sign();
+    let strict = Validator::builder().issuer(idp.jwks_issuer().leeway(Duration::ZERO)).build().unwrap();
+    strict.validate(&short).await.unwrap();
+    strict.validate(&short).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    assert_eq!(strict.validate(&short).await.unwrap_err().reason(), RejectReason::Expired);
+    assert_eq!(strict.metrics().cache_hits, 1);
+
+    let uncached = fast(&idp).token_cache_capacity(0).build().unwrap();
+    uncached.validate(&token).await.unwrap();
+    uncached.validate(&token).await.unwrap();
+    assert_eq!(uncached.metrics().cache_hits, 0);
+    assert_eq!(uncached.cached_tokens(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_cache_is_bounded() {
+    let idp = TestIssuer::start().await.unwrap();
+    let validator = fast(&idp).token_cache_capacity(50).build().unwrap();
+    for _ in 0..300 {
+        validator.validate(&idp.token().sign()).await.unwrap();
+    }
+    assert!(validator.cached_tokens() <= 50, "{}", validator.cached_tokens());
+}
