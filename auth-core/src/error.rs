@@ -124,6 +124,9 @@ pub enum TokenError {
     /// A claim has the wrong JSON type or an out-of-range value.
     #[error("the token's claim {0} is invalid")]
     InvalidClaim(ClaimName),
+    /// The claims do not fit the application's claims type (adapters' typed extractors).
+    #[error("the token's claims do not have the expected shape")]
+    UnexpectedClaims,
 }
 
 /// The name of a claim, as it appears in error descriptions.
@@ -303,7 +306,7 @@ impl AuthError {
                 TokenError::TooOld => RejectReason::TooOld,
                 TokenError::InvalidAudience => RejectReason::InvalidAudience,
                 TokenError::MissingClaim(_) => RejectReason::MissingClaim,
-                TokenError::InvalidClaim(_) => RejectReason::InvalidClaim,
+                TokenError::InvalidClaim(_) | TokenError::UnexpectedClaims => RejectReason::InvalidClaim,
             },
         }
     }

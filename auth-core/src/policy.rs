@@ -101,12 +101,7 @@ impl AccessPolicy {
     /// The response parts for `err`: status, `WWW-Authenticate` value (with the
     /// validator's realm), JSON body, and `Retry-After` seconds for an outage.
     pub fn rejection(&self, err: &AuthError) -> Rejection {
-        Rejection {
-            status: err.status(),
-            www_authenticate: self.validator.challenge(err),
-            body: err.json_body(),
-            retry_after: err.retry_after_secs(),
-        }
+        Rejection::from_error(err, self.validator.realm())
     }
 }
 
@@ -122,4 +117,16 @@ pub struct Rejection {
     pub body: String,
     /// `Retry-After` seconds, for 503.
     pub retry_after: Option<u64>,
+}
+
+impl Rejection {
+    /// The standard rendering of `err`, with `realm` in the challenge when given.
+    pub fn from_error(err: &AuthError, realm: Option<&str>) -> Rejection {
+        Rejection {
+            status: err.status(),
+            www_authenticate: err.www_authenticate(realm),
+            body: err.json_body(),
+            retry_after: err.retry_after_secs(),
+        }
+    }
 }

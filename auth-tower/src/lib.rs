@@ -1,2 +1,53 @@
-//! Placeholder; filled by a later issue.
+//! Tower middleware for JWT bearer-token authentication: one [`AuthLayer`] for axum,
+//! tonic and plain hyper services, with per-route scope requirements.
+//!
+//! Every decision comes from [`auth_core`]; this crate only moves it between HTTP types,
+//! so axum and actix-web (`auth-actix`) answer alike.
+//!
+//! ```no_run
+//! use axum::{Router, routing::get};
+//! use auth_tower::{AuthLayer, Authenticated};
+//! use auth_core::{Issuer, Validator};
+//!
+//! async fn orders(Authenticated(caller): Authenticated) -> String {
+//!     format!("orders for {}", caller.subject().unwrap_or("?"))
+//! }
+//!
+//! # fn app() -> Result<Router, Box<dyn std::error::Error>> {
+//! let validator = Validator::builder()
+//!     .issuer(Issuer::discovery("https://idp.example.com").audience("orders-api"))
+//!     .build()?;
+//! let app = Router::new()
+//!     .route("/orders", get(orders))
+//!     .route_layer(AuthLayer::require_scopes(&validator, ["orders:read"])?);
+//! # Ok(app) }
+//! ```
+//!
+//! On success the verified [`Principal`] is in the request extensions (for tonic:
+//! `request.extensions().get::<Principal>()`). On failure the inner service is not
+//! called and the response carries the status, `WWW-Authenticate` challenge and JSON
+//! body decided by `auth-core` (or what your [`OnRejection`] makes of them).
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+#[cfg(feature = "axum")]
+mod extract;
+mod layer;
+mod rejection;
+
+#[cfg(feature = "axum")]
+pub use extract::{Authenticated, ExtractorRejection, TypedClaims};
+pub use layer::{AuthLayer, AuthService, ResponseBody, ResponseFuture};
+pub use rejection::{GrpcRejection, JsonRejection, OnRejection};
+
+pub use auth_core::{
+    AccessPolicy, AuthError, Claims, Issuer, Principal, Rejection, ScopeRequirement, Scopes, Validator,
+};
+
+/// Marks a request the layer has seen (authenticated or, for an optional policy, not).
+/// Extractors use it to tell "no token" from "the layer is not configured here".
+#[derive(Clone)]
+pub(crate) struct LayerRan {
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
+    pub(crate) validator: Validator,
+}
