@@ -1,2 +1,78 @@
-//! Placeholder; filled by a later issue.
+//! actix-web 4 middleware and extractors for OAuth 2.0 JWT bearer tokens (RFC 6750),
+//! validated by [`auth_core`] against the issuer's cached JWKS, with scope checks.
+//!
+//! - [`AuthMiddleware`] (a `Transform`, for `App::wrap`, `Scope::wrap`, `Resource::wrap`
+//!   and `Route::wrap`) enforces an [`AccessPolicy`] and answers rejected requests itself:
+//!   400 `invalid_request`, 401 (no token, or `invalid_token`), 403 `insufficient_scope`
+//!   or 503 (keys unavailable, with `Retry-After`), each with a `WWW-Authenticate: Bearer`
+//!   challenge and a JSON body. [`AuthMiddleware::on_error`] shapes your own response.
+//! - [`Authenticated`], [`MaybeAuthenticated`] and [`TypedClaims`] give handlers the
+//!   verified caller.
+//!
+//! Every decision (which status, which challenge) is made in `auth-core`, so this crate
+//! and `auth-tower` answer the same request the same way.
+//!
+//! ```no_run
+//! use actix_web::{App, HttpResponse, HttpServer, web};
+//! use auth_actix::{AccessPolicy, AuthMiddleware, Authenticated, Issuer, MaybeAuthenticated, Validator};
+//!
+//! async fn list_orders(caller: Authenticated) -> HttpResponse {
+//!     HttpResponse::Ok().body(format!("orders of {:?}", caller.claims().client()))
+//! }
+//!
+//! async fn catalogue(MaybeAuthenticated(caller): MaybeAuthenticated) -> HttpResponse {
+//!     HttpResponse::Ok().body(if caller.is_some() { "partner prices" } else { "list prices" })
+//! }
+//!
+//! #[actix_web::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     // No I/O here: the service starts even when the identity provider is down.
+//!     let validator = Validator::builder()
+//!         .issuer(Issuer::discovery("https://idp.example.com").audience("orders-api"))
+//!         .build()?;
+//!     let orders = AuthMiddleware::new(AccessPolicy::new(validator.clone()).require_scopes(["orders:read"])?);
+//!     let anyone = AuthMiddleware::new(AccessPolicy::new(validator).optional());
+//!
+//!     HttpServer::new(move || {
+//!         App::new()
+//!             .service(web::scope("/orders").wrap(orders.clone()).route("", web::get().to(list_orders)))
+//!             .service(web::resource("/catalogue").wrap(anyone.clone()).get(catalogue))
+//!     })
+//!     .bind(("127.0.0.1", 8080))?
+//!     .run()
+//!     .await?;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! # Optional authentication
+//!
+//! With [`AccessPolicy::optional`], a request without any token reaches the handler
+//! unauthenticated; a request with an invalid token is still rejected. Ask for
+//! [`MaybeAuthenticated`]: it is `None` only in that case, and answers 500 when the route
+//! is not behind the middleware. actix-web's `Option<Authenticated>` works too, but
+//! actix-web maps every extractor error to `None`, so a route that forgot the middleware
+//! would look anonymous (the extractor still logs it with `tracing::error!`).
+//!
+//! # Features
+//!
+//! - `aws-lc-rs` (default) / `rust-crypto`: auth-core's crypto backend.
+//! - `test-util`: re-exports [`auth_core::testkit`] as `auth_actix::testkit`, an
+//!   in-process OpenID issuer for your tests.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod extract;
+mod middleware;
+mod response;
+
+pub use extract::{Authenticated, MaybeAuthenticated, TypedClaims};
+pub use middleware::{AuthMiddleware, AuthMiddlewareService};
+pub use response::rejection_response;
+
+pub use auth_core::{
+    AccessPolicy, AuthError, Claims, ConfigError, Issuer, Principal, Rejection, ScopeRequirement, Scopes, Validator,
+};
+
+#[cfg(feature = "test-util")]
+pub use auth_core::testkit;
