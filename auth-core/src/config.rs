@@ -65,6 +65,7 @@ pub struct Issuer {
     pub(crate) max_token_age: Option<Duration>,
     pub(crate) required_claims: Vec<Arc<str>>,
     pub(crate) typ: TypPolicy,
+    pub(crate) tolerate_trailing_slash: bool,
 }
 
 impl Issuer {
@@ -78,6 +79,7 @@ impl Issuer {
             max_token_age: None,
             required_claims: Vec::new(),
             typ: TypPolicy::default(),
+            tolerate_trailing_slash: false,
         }
     }
 
@@ -141,6 +143,23 @@ impl Issuer {
     pub fn typ_policy(mut self, typ: TypPolicy) -> Self {
         self.typ = typ;
         self
+    }
+
+    /// Treat `https://idp/x` and `https://idp/x/` as the same issuer, in tokens and in the
+    /// discovery document. Off by default (RFC 7519 compares `iss` exactly); useful when
+    /// operators type the URL one way and the IdP writes it the other.
+    pub fn tolerate_trailing_slash(mut self) -> Self {
+        self.tolerate_trailing_slash = true;
+        self
+    }
+
+    /// The identifiers tokens may carry in `iss`.
+    pub(crate) fn identifiers(&self) -> Vec<String> {
+        let bare = self.issuer.strip_suffix('/').unwrap_or(&self.issuer);
+        if !self.tolerate_trailing_slash || bare.is_empty() {
+            return vec![self.issuer.clone()];
+        }
+        vec![bare.to_owned(), format!("{bare}/")]
     }
 
     pub(crate) fn check(&self) -> Result<(), ConfigError> {

@@ -193,8 +193,10 @@ impl ValidatorBuilder {
         for issuer in self.issuers {
             issuer.check()?;
             let name: Arc<str> = issuer.issuer.as_str().into();
-            if by_name.insert(name.clone(), issuers.len()).is_some() {
-                return Err(ConfigError::DuplicateIssuer(issuer.issuer));
+            for id in issuer.identifiers() {
+                if by_name.insert(Arc::from(id.as_str()), issuers.len()).is_some() {
+                    return Err(ConfigError::DuplicateIssuer(id));
+                }
             }
             let algorithms = AlgorithmSet::of(issuer.algorithms.iter().copied());
             let url = |what: &'static str, s: &str| -> Result<Url, ConfigError> {
@@ -220,6 +222,7 @@ impl ValidatorBuilder {
             };
             let keys = Arc::new(KeySource::new(
                 name.clone(),
+                issuer.tolerate_trailing_slash,
                 origin,
                 algorithms,
                 static_keys,

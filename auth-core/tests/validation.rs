@@ -348,3 +348,21 @@ async fn static_jwks_and_multiple_issuers() {
     let relabelled = b.token().claim("iss", a.issuer()).sign();
     assert_eq!(reason(&validator, &relabelled).await, RejectReason::UnknownKey);
 }
+
+#[tokio::test]
+async fn trailing_slash_is_exact_unless_tolerated() {
+    let idp = TestIssuer::start().await.unwrap();
+    let slashed = format!("{}/", idp.issuer());
+    let strict = Validator::builder().issuer(Issuer::discovery(&slashed).audience(DEFAULT_AUDIENCE)).build().unwrap();
+    assert_eq!(strict.validate(&idp.token().sign()).await.unwrap_err().status(), 401);
+    let tolerant = Validator::builder()
+        .issuer(Issuer::discovery(&slashed).audience(DEFAULT_AUDIENCE).tolerate_trailing_slash())
+        .build()
+        .unwrap();
+    tolerant.validate(&idp.token().sign()).await.unwrap();
+    tolerant.validate(&idp.token().claim("iss", slashed.clone()).sign()).await.unwrap();
+    assert_eq!(
+        reason(&tolerant, &idp.token().claim("iss", format!("{slashed}/")).sign()).await,
+        RejectReason::UnknownIssuer
+    );
+}

@@ -1,2 +1,10 @@
-//! Placeholder; filled by a later issue.
-#![forbid(unsafe_code)]
+//! The `orders` example service, built twice — on axum with `auth-tower` and on
+//! actix-web with `auth-actix` — from one configuration, plus the demo's client.
+//!
+//! Routes: `GET /health` (open), `GET /orders` (scope `orders:read`), `POST /orders`
+//! (scope `orders:write`).
+
+pub mod actix_app;
+pub mod axum_app;
+pub mod config;
+pub mod demo;

@@ -58,6 +58,7 @@ struct RefreshState {
 
 pub(crate) struct KeySource {
     issuer: Arc<str>,
+    tolerate_trailing_slash: bool,
     origin: Origin,
     allowed: AlgorithmSet,
     snapshot: ArcSwapOption<Snapshot>,
@@ -73,6 +74,7 @@ impl KeySource {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         issuer: Arc<str>,
+        tolerate_trailing_slash: bool,
         origin: Origin,
         allowed: AlgorithmSet,
         static_keys: Option<KeySet>,
@@ -92,6 +94,7 @@ impl KeySource {
         });
         KeySource {
             issuer,
+            tolerate_trailing_slash,
             origin,
             allowed,
             snapshot: ArcSwapOption::new(snapshot),
@@ -320,7 +323,9 @@ impl KeySource {
         }
         let doc: Discovery =
             serde_json::from_slice(&body).map_err(|_| "discovery: not an OpenID configuration".to_string())?;
-        if doc.issuer != *self.issuer {
+        let same = doc.issuer == *self.issuer
+            || (self.tolerate_trailing_slash && doc.issuer.trim_end_matches('/') == self.issuer.trim_end_matches('/'));
+        if !same {
             // RFC 8414 §3.3 / OIDC Discovery §4.3: prevents one issuer impersonating another.
             return Err("discovery: the document's issuer differs from the configured issuer".into());
         }

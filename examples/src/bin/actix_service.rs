@@ -1,0 +1,24 @@
+//! The orders service on actix-web. Configure with AUTH_ISSUER, AUTH_AUDIENCE,
+//! AUTH_JWKS_URL (optional) and BIND_ADDR (default 127.0.0.1:8080).
+
+use actix_web::{App, HttpServer};
+use examples::config::ServiceConfig;
+
+#[actix_web::main]
+async fn main() {
+    if let Err(err) = run().await {
+        eprintln!("actix_service: {err}");
+        std::process::exit(2);
+    }
+}
+
+async fn run() -> Result<(), String> {
+    let config = ServiceConfig::from_env()?;
+    let validator = config.validator()?;
+    let routes = examples::actix_app::routes(&validator).map_err(|e| e.to_string())?;
+    let server = HttpServer::new(move || App::new().configure(routes.clone()))
+        .bind(config.bind)
+        .map_err(|e| format!("BIND_ADDR {}: {e}", config.bind))?;
+    println!("actix_service listening on http://{}", config.bind);
+    server.run().await.map_err(|e| e.to_string())
+}

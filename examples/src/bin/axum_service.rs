@@ -1,0 +1,22 @@
+//! The orders service on axum. Configure with AUTH_ISSUER, AUTH_AUDIENCE,
+//! AUTH_JWKS_URL (optional) and BIND_ADDR (default 127.0.0.1:8080).
+
+use examples::config::ServiceConfig;
+
+#[tokio::main]
+async fn main() {
+    if let Err(err) = run().await {
+        eprintln!("axum_service: {err}");
+        std::process::exit(2);
+    }
+}
+
+async fn run() -> Result<(), String> {
+    let config = ServiceConfig::from_env()?;
+    let validator = config.validator()?;
+    let app = examples::axum_app::router(&validator).map_err(|e| e.to_string())?;
+    let listener =
+        tokio::net::TcpListener::bind(config.bind).await.map_err(|e| format!("BIND_ADDR {}: {e}", config.bind))?;
+    println!("axum_service listening on http://{}", config.bind);
+    axum::serve(listener, app).await.map_err(|e| e.to_string())
+}

@@ -1,0 +1,211 @@
+//! The end-to-end demo, and the helpers the cross-adapter tests share with it: start
+//! the test-kit issuer, the axum and the actix service on loopback, call them, compare.
+
+use std::net::SocketAddr;
+
+use actix_web::{App, HttpServer};
+use auth_core::Validator;
+use auth_core::testkit::TestIssuer;
+
+/// A running service under test.
+pub struct RunningService {
+    /// `axum` or `actix`.
+    pub name: &'static str,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+}
+
+/// Serves the axum example on a loopback port (on the current tokio runtime).
+pub async fn start_axum(validator: &Validator) -> Result<RunningService, String> {
+    let app = crate::axum_app::router(validator).map_err(|e| e.to_string())?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    tokio::spawn(async move {
+        if let Err(err) = axum::serve(listener, app).await {
+            eprintln!("axum service stopped: {err}");
+        }
+    });
+    Ok(RunningService { name: "axum", base: format!("http://{addr}") })
+}
+
+/// Serves the actix example on a loopback port, on a thread of its own (actix-web runs
+/// its own single-threaded runtimes). It lives until the process exits.
+pub fn start_actix(validator: &Validator) -> Result<RunningService, String> {
+    let routes = crate::actix_app::routes(validator).map_err(|e| e.to_string())?;
+    let (tx, rx) = std::sync::mpsc::channel::<Result<SocketAddr, String>>();
+    std::thread::spawn(move || {
+        let system = actix_web::rt::System::new();
+        system.block_on(async move {
+            let server =
+                HttpServer::new(move || App::new().configure(routes.clone())).workers(1).bind(("127.0.0.1", 0));
+            let server = match server {
+                Ok(server) => server,
+                Err(err) => {
+                    let _ = tx.send(Err(err.to_string()));
+                    return;
+                }
+            };
+            let addr = server.addrs().first().copied().ok_or_else(|| "no address".to_string());
+            let _ = tx.send(addr);
+            let _ = server.disable_signals().run().await;
+        });
+    });
+    let addr = rx.recv().map_err(|e| e.to_string())??;
+    Ok(RunningService { name: "actix", base: format!("http://{addr}") })
+}
+
+/// One request of the demo.
+pub struct Case {
+    /// What is being tried.
+    pub name: &'static str,
+    /// `GET` or `POST`.
+    pub method: reqwest::Method,
+    /// The path, e.g. `/orders`.
+    pub path: &'static str,
+    /// Raw `Authorization` header values to send.
+    pub authorization: Vec<String>,
+    /// The status the service must answer.
+    pub expect: u16,
+}
+
+/// What a service answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    /// HTTP status.
+    pub status: u16,
+    /// The `WWW-Authenticate` header, if any.
+    pub challenge: Option<String>,
+    /// The body, as text.
+    pub body: String,
+}
+
+/// Sends `case` to `base`.
+pub async fn call(client: &reqwest::Client, base: &str, case: &Case) -> Result<Answer, String> {
+    let mut request = client.request(case.method.clone(), format!("{base}{}", case.path));
+    for value in &case.authorization {
+        request = request.header(reqwest::header::AUTHORIZATION, value);
+    }
+    let response = request.send().await.map_err(|e| e.to_string())?;
+    let status = response.status().as_u16();
+    let challenge = response
+        .headers()
+        .get(reqwest::header::WWW_AUTHENTICATE)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let body = response.text().await.map_err(|e| e.to_string())?;
+    Ok(Answer { status, challenge, body })
+}
+
+fn bearer(token: String) -> Vec<String> {
+    vec![format!("Bearer {token}")]
+}
+
+/// The demo's requests: a valid token, one lacking the scope, an expired one, a forged
+/// one (signed by a key the issuer never published, with the issuer's `kid`), none.
+pub fn demo_cases(idp: &TestIssuer, audience: &str) -> Vec<Case> {
+    let forger = std::sync::Arc::new(auth_core::testkit::TestKey::generate(auth_core::Algorithm::RS256, "rs256-1"));
+    let token = || idp.token().audience(audience);
+    let reader = token().scope("orders:read").sign();
+    vec![
+        Case {
+            name: "valid token, GET /orders",
+            method: reqwest::Method::GET,
+            path: "/orders",
+            authorization: bearer(reader.clone()),
+            expect: 200,
+        },
+        Case {
+            name: "valid token with orders:write, POST /orders",
+            method: reqwest::Method::POST,
+            path: "/orders",
+            authorization: bearer(token().scope("orders:read orders:write").sign()),
+            expect: 201,
+        },
+        Case {
+            name: "token lacking orders:write, POST /orders",
+            method: reqwest::Method::POST,
+            path: "/orders",
+            authorization: bearer(reader),
+            expect: 403,
+        },
+        Case {
+            name: "expired token",
+            method: reqwest::Method::GET,
+            path: "/orders",
+            authorization: bearer(token().scope("orders:read").expires_in(-3600).sign()),
+            expect: 401,
+        },
+        Case {
+            name: "forged token (attacker key, issuer kid)",
+            method: reqwest::Method::GET,
+            path: "/orders",
+            authorization: bearer(token().key(forger).scope("orders:read").sign()),
+            expect: 401,
+        },
+        Case { name: "no token", method: reqwest::Method::GET, path: "/orders", authorization: vec![], expect: 401 },
+        Case {
+            name: "health (open)",
+            method: reqwest::Method::GET,
+            path: "/health",
+            authorization: vec![],
+            expect: 200,
+        },
+    ]
+}
+
+/// Why a service answered as it did, in a few words: the challenge's error and
+/// description, or the body for a success.
+pub fn explain(answer: &Answer) -> String {
+    match &answer.challenge {
+        Some(challenge) => {
+            let description = challenge.split("error_description=\"").nth(1).and_then(|rest| rest.split('"').next());
+            match description {
+                Some(d) => d.to_owned(),
+                None => "no credentials (challenge only)".to_owned(),
+            }
+        }
+        None => answer.body.chars().take(60).collect(),
+    }
+}
+
+/// The audience of the example services in the demo.
+pub const AUDIENCE: &str = "orders-api";
+
+/// Runs the demo: prints the table and returns whether every answer was as expected.
+pub async fn run() -> Result<bool, String> {
+    let idp = TestIssuer::start().await.map_err(|e| format!("test issuer: {e}"))?;
+    let validator = Validator::builder()
+        .issuer(auth_core::Issuer::discovery(idp.issuer()).audience(AUDIENCE))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let services = [start_axum(&validator).await?, start_actix(&validator)?];
+    let cases = demo_cases(&idp, AUDIENCE);
+    let client = reqwest::Client::new();
+    println!("issuer: {} (in-process test issuer, OIDC discovery + JWKS on loopback)", idp.issuer());
+    for s in &services {
+        println!("{:<6} service: {}", s.name, s.base);
+    }
+    println!();
+    println!("{:<46} {:<7} {:>8} {:>4}  why", "request", "service", "expected", "got");
+    println!("{}", "-".repeat(110));
+    let mut all_ok = true;
+    for case in &cases {
+        for service in &services {
+            let answer = call(&client, &service.base, case).await?;
+            let ok = answer.status == case.expect;
+            all_ok &= ok;
+            println!(
+                "{:<46} {:<7} {:>8} {:>4}  {}{}",
+                case.name,
+                service.name,
+                case.expect,
+                answer.status,
+                explain(&answer),
+                if ok { "" } else { "   <-- UNEXPECTED" }
+            );
+        }
+    }
+    println!();
+    println!("JWKS fetches by both services together: {}", idp.jwks_fetches());
+    println!("{}", if all_ok { "all answers as expected" } else { "SOME ANSWERS WERE UNEXPECTED" });
+    Ok(all_ok)
+}
