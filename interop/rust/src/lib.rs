@@ -1,0 +1,713 @@
+//! Harness for the interop suite: runs a real, third-party OpenID provider
+//! ([panva/oidc-provider](https://github.com/panva/node-oidc-provider), pinned in
+//! `interop/package-lock.json`) under Node.js on loopback, and talks to it over real HTTP.
+//!
+//! [`Provider::start`] installs the pinned npm packages when needed (`npm ci`), starts
+//! `interop/provider.mjs` on a free port, and waits until it listens. A [`Provider`] then
+//! mints client-credentials tokens at the provider's token endpoint ([`Provider::token`]),
+//! rotates and drops signing keys on the running provider ([`Provider::rotate`],
+//! [`Provider::drop_key`]), and can be stopped and restarted on the same port with the same
+//! keys ([`Provider::stop`], [`Provider::restart`]). The node process is killed when the
+//! `Provider` is dropped (also on panic), and exits by itself if this process dies (it
+//! watches its stdin).
+//!
+//! Node.js and npm are required. When they are missing, or `npm ci` fails, starting fails
+//! with the reason; [`start_or_skip`] turns that into a panic unless the developer opted
+//! out with `AUTH_SKIP_INTEROP=1` (CI never sets it).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use serde_json::Value;
+
+/// The environment variable that lets a developer without Node.js skip the suite locally.
+pub const SKIP_ENV: &str = "AUTH_SKIP_INTEROP";
+
+/// Lowest Node.js version the launcher and oidc-provider 9 need (`URL.parse`, `crypto.hash`).
+pub const MIN_NODE: (u32, u32) = (20, 19);
+
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(20);
+const NPM_CI_TIMEOUT: Duration = Duration::from_secs(300);
+const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A client registered at the provider (client_credentials grant, `client_secret_basic`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientCredentials {
+    /// `client_id`.
+    pub id: &'static str,
+    /// `client_secret`.
+    pub secret: &'static str,
+}
+
+/// Allowed scopes `orders:read orders:write`; access tokens live 300 s.
+pub const ORDERS_CLIENT: ClientCredentials = ClientCredentials { id: "orders-client", secret: "orders-client-secret" };
+/// Allowed scope `orders:read` only.
+pub const READER_CLIENT: ClientCredentials = ClientCredentials { id: "reader-client", secret: "reader-client-secret" };
+/// Like [`ORDERS_CLIENT`], but its access tokens live [`SHORT_TTL_SECS`].
+pub const SHORT_LIVED_CLIENT: ClientCredentials =
+    ClientCredentials { id: "short-lived-client", secret: "short-lived-client-secret" };
+/// Allowed scope `billing:read`, for the `billing-api`.
+pub const BILLING_CLIENT: ClientCredentials =
+    ClientCredentials { id: "billing-client", secret: "billing-client-secret" };
+
+/// Lifetime of [`SHORT_LIVED_CLIENT`]'s access tokens.
+pub const SHORT_TTL_SECS: u64 = 2;
+
+/// A resource server known to the provider (RFC 8707 resource indicator and audience).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    /// `urn:interop:orders-api`, audience `orders-api`, scopes `orders:read orders:write`.
+    Orders,
+    /// `urn:interop:billing-api`, audience `billing-api`, scope `billing:read`.
+    Billing,
+}
+
+impl Api {
+    /// The resource indicator sent as `resource` in the token request.
+    pub fn resource(self) -> &'static str {
+        match self {
+            Api::Orders => "urn:interop:orders-api",
+            Api::Billing => "urn:interop:billing-api",
+        }
+    }
+
+    /// The `aud` the provider puts in tokens for this API.
+    pub fn audience(self) -> &'static str {
+        match self {
+            Api::Orders => "orders-api",
+            Api::Billing => "billing-api",
+        }
+    }
+}
+
+/// The signing algorithms the provider has keys for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SigningAlg {
+    /// RSA 2048, PKCS#1 v1.5, SHA-256.
+    RS256,
+    /// ECDSA P-256, SHA-256.
+    ES256,
+    /// Ed25519.
+    EdDSA,
+}
+
+impl SigningAlg {
+    /// All of them.
+    pub const ALL: [SigningAlg; 3] = [SigningAlg::RS256, SigningAlg::ES256, SigningAlg::EdDSA];
+
+    /// The JOSE name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SigningAlg::RS256 => "RS256",
+            SigningAlg::ES256 => "ES256",
+            SigningAlg::EdDSA => "EdDSA",
+        }
+    }
+
+    /// The same algorithm as `auth-core` names it.
+    pub fn to_core(self) -> auth_core::Algorithm {
+        match self {
+            SigningAlg::RS256 => auth_core::Algorithm::RS256,
+            SigningAlg::ES256 => auth_core::Algorithm::ES256,
+            SigningAlg::EdDSA => auth_core::Algorithm::EdDSA,
+        }
+    }
+}
+
+impl fmt::Display for SigningAlg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A client-credentials token request.
+#[derive(Debug, Clone)]
+pub struct TokenRequest {
+    /// Who asks.
+    pub client: ClientCredentials,
+    /// For which API (`resource`).
+    pub api: Api,
+    /// Space-separated scopes; `None` sends no `scope` parameter.
+    pub scope: Option<String>,
+    /// Signing algorithm (sent as the launcher's `x-interop-alg` header).
+    pub alg: SigningAlg,
+}
+
+impl TokenRequest {
+    /// `client` asks for `api` with `scope`, RS256.
+    pub fn new(client: ClientCredentials, api: Api, scope: &str) -> Self {
+        TokenRequest { client, api, scope: Some(scope.to_owned()), alg: SigningAlg::RS256 }
+    }
+
+    /// The signing algorithm.
+    #[must_use]
+    pub fn alg(mut self, alg: SigningAlg) -> Self {
+        self.alg = alg;
+        self
+    }
+}
+
+/// A token endpoint response.
+#[derive(Debug, Clone)]
+pub struct Minted {
+    /// The JWT.
+    pub access_token: String,
+    /// `expires_in`, seconds.
+    pub expires_in: u64,
+    /// The granted `scope`, if the response names one.
+    pub scope: Option<String>,
+    /// `token_type` (`Bearer`).
+    pub token_type: String,
+}
+
+impl Minted {
+    /// The decoded (unverified) JOSE header and claims.
+    pub fn decoded(&self) -> (Value, Value) {
+        decode_unverified(&self.access_token)
+    }
+}
+
+/// The provider's signing keys, as its admin API reports them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeysState {
+    /// The `kid` each algorithm currently signs with.
+    pub active: BTreeMap<String, String>,
+    /// Every published `kid`, newest first.
+    pub kids: Vec<String>,
+}
+
+impl KeysState {
+    /// The `kid` that signs `alg` tokens now.
+    pub fn active(&self, alg: SigningAlg) -> Option<&str> {
+        self.active.get(alg.as_str()).map(String::as_str)
+    }
+}
+
+/// Why the harness could not do what was asked.
+#[derive(Debug)]
+pub enum HarnessError {
+    /// Node.js or npm is missing or too old, or `npm ci` failed: the suite cannot run.
+    Unavailable(String),
+    /// The provider process failed to start or died.
+    Process(String),
+    /// An HTTP exchange with the provider failed.
+    Http(String),
+    /// The token endpoint refused the request (an OAuth error response).
+    TokenRefused {
+        /// HTTP status.
+        status: u16,
+        /// The response body (`{"error": ..., "error_description": ...}`).
+        body: String,
+    },
+}
+
+impl fmt::Display for HarnessError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HarnessError::Unavailable(reason) => write!(f, "the interop suite cannot run: {reason}"),
+            HarnessError::Process(reason) => write!(f, "oidc-provider process: {reason}"),
+            HarnessError::Http(reason) => write!(f, "HTTP to oidc-provider: {reason}"),
+            HarnessError::TokenRefused { status, body } => write!(f, "token endpoint said {status}: {body}"),
+        }
+    }
+}
+
+impl std::error::Error for HarnessError {}
+
+/// Whether the developer opted out of the suite (`AUTH_SKIP_INTEROP=1`).
+pub fn skip_requested() -> bool {
+    std::env::var(SKIP_ENV).is_ok_and(|v| v == "1")
+}
+
+/// Starts a provider; when that is impossible, panics with the reason, or (only with
+/// `AUTH_SKIP_INTEROP=1`) prints loudly that the suite was skipped and returns `None`.
+pub fn start_or_skip(test: &str) -> Option<Provider> {
+    match Provider::start() {
+        Ok(provider) => Some(provider),
+        Err(err @ HarnessError::Unavailable(_)) if skip_requested() => {
+            // Straight to the process's stderr, past the test harness's output capture.
+            let banner = "!".repeat(78);
+            let _ = writeln!(
+                std::io::stderr(),
+                "{banner}\n!! INTEROP SKIPPED ({test}): {SKIP_ENV}=1 is set and {err}\n{banner}"
+            );
+            None
+        }
+        Err(err) => panic!(
+            "{err}\n(the interop suite needs Node.js >= {}.{} and npm; a developer without them may set \
+             {SKIP_ENV}=1 to skip it locally; CI never does)",
+            MIN_NODE.0, MIN_NODE.1
+        ),
+    }
+}
+
+/// The folder holding `package.json`, `package-lock.json` and `provider.mjs`.
+pub fn node_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map_or_else(|| PathBuf::from(".."), Path::to_path_buf)
+}
+
+/// A running (or stopped) oidc-provider on `127.0.0.1`.
+pub struct Provider {
+    dir: PathBuf,
+    state_dir: PathBuf,
+    port: u16,
+    admin_port: u16,
+    issuer: String,
+    version: String,
+    child: Option<(Child, ChildStdin)>,
+    log: Arc<Mutex<Vec<String>>>,
+    http: reqwest::Client,
+}
+
+impl fmt::Debug for Provider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Provider")
+            .field("issuer", &self.issuer)
+            .field("admin_port", &self.admin_port)
+            .field("version", &self.version)
+            .field("running", &self.child.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Provider {
+    /// Installs the pinned packages if needed, starts the provider on a free port, and
+    /// waits until it listens. Blocks (typically for well under a second once installed).
+    pub fn start() -> Result<Provider, HarnessError> {
+        let dir = node_dir();
+        ensure_installed(&dir)?;
+        let state_dir = unique_temp_dir()?;
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(HTTP_TIMEOUT)
+            .build()
+            .map_err(|e| HarnessError::Http(e.to_string()))?;
+        let mut provider = Provider {
+            dir,
+            state_dir,
+            port: 0,
+            admin_port: 0,
+            issuer: String::new(),
+            version: String::new(),
+            child: None,
+            log: Arc::default(),
+            http,
+        };
+        provider.spawn(0)?;
+        Ok(provider)
+    }
+
+    /// The issuer identifier, `http://127.0.0.1:PORT` (no trailing slash).
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// The port of the OpenID endpoints; stable across [`restart`](Self::restart).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The oidc-provider version that runs (from its installed `package.json`).
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// Whether the node process runs.
+    pub fn is_running(&mut self) -> bool {
+        match &mut self.child {
+            Some((child, _)) => matches!(child.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// What the provider printed on stderr so far (its notices and errors).
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// Kills the provider (SIGKILL: an abrupt outage). Its keys stay in the state file.
+    pub fn stop(&mut self) {
+        if let Some((mut child, stdin)) = self.child.take() {
+            drop(stdin);
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the provider again on the same port, with the same keys (including any
+    /// rotated since the first start).
+    pub fn restart(&mut self) -> Result<(), HarnessError> {
+        self.stop();
+        let port = self.port;
+        // The port was just released; another process could grab it, so retry briefly.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match self.spawn(port) {
+                Ok(()) => return Ok(()),
+                Err(err) if Instant::now() < deadline && self.log().iter().any(|l| l.contains("EADDRINUSE")) => {
+                    let _ = err;
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
+    /// Asks the token endpoint for a client-credentials access token.
+    pub async fn token(&self, request: &TokenRequest) -> Result<Minted, HarnessError> {
+        let mut form = url::form_urlencoded::Serializer::new(String::new());
+        form.append_pair("grant_type", "client_credentials");
+        form.append_pair("resource", request.api.resource());
+        if let Some(scope) = &request.scope {
+            form.append_pair("scope", scope);
+        }
+        let response = self
+            .http
+            .post(format!("{}/token", self.issuer))
+            .basic_auth(request.client.id, Some(request.client.secret))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("x-interop-alg", request.alg.as_str())
+            .body(form.finish())
+            .send()
+            .await
+            .map_err(|e| HarnessError::Http(format!("token request: {e}")))?;
+        let status = response.status().as_u16();
+        let body = response.text().await.map_err(|e| HarnessError::Http(format!("token response: {e}")))?;
+        if status != 200 {
+            return Err(HarnessError::TokenRefused { status, body });
+        }
+        let json: Value =
+            serde_json::from_str(&body).map_err(|e| HarnessError::Http(format!("token response is not JSON: {e}")))?;
+        let access_token = json["access_token"]
+            .as_str()
+            .ok_or_else(|| HarnessError::Http(format!("no access_token in {body}")))?
+            .to_owned();
+        Ok(Minted {
+            access_token,
+            expires_in: json["expires_in"].as_u64().unwrap_or(0),
+            scope: json["scope"].as_str().map(str::to_owned),
+            token_type: json["token_type"].as_str().unwrap_or_default().to_owned(),
+        })
+    }
+
+    /// Mints a token and returns only the JWT.
+    pub async fn access_token(&self, request: &TokenRequest) -> Result<String, HarnessError> {
+        Ok(self.token(request).await?.access_token)
+    }
+
+    /// The current signing keys.
+    pub async fn keys(&self) -> Result<KeysState, HarnessError> {
+        let json = self.admin(reqwest::Method::GET, "/keys").await?;
+        Ok(keys_state(&json))
+    }
+
+    /// Publishes a new key for `alg` that signs every later `alg` token; returns its `kid`.
+    /// The older keys stay published until [`drop_key`](Self::drop_key).
+    pub async fn rotate(&self, alg: SigningAlg) -> Result<String, HarnessError> {
+        let json = self.admin(reqwest::Method::POST, &format!("/rotate?alg={alg}")).await?;
+        json["kid"].as_str().map(str::to_owned).ok_or_else(|| HarnessError::Http(format!("rotate: {json}")))
+    }
+
+    /// Removes a key from the provider's JWKS (and from signing).
+    pub async fn drop_key(&self, kid: &str) -> Result<KeysState, HarnessError> {
+        let query = url::form_urlencoded::Serializer::new(String::new()).append_pair("kid", kid).finish();
+        let json = self.admin(reqwest::Method::POST, &format!("/drop?{query}")).await?;
+        Ok(keys_state(&json))
+    }
+
+    /// The `kid`s the provider's public JWKS endpoint serves now (via discovery's `jwks_uri`).
+    pub async fn published_kids(&self) -> Result<Vec<String>, HarnessError> {
+        let discovery = self.get_json(&format!("{}/.well-known/openid-configuration", self.issuer)).await?;
+        let jwks_uri =
+            discovery["jwks_uri"].as_str().ok_or_else(|| HarnessError::Http("discovery has no jwks_uri".into()))?;
+        let jwks = self.get_json(jwks_uri).await?;
+        Ok(jwks["keys"]
+            .as_array()
+            .map(|keys| keys.iter().filter_map(|k| k["kid"].as_str().map(str::to_owned)).collect())
+            .unwrap_or_default())
+    }
+
+    async fn get_json(&self, url: &str) -> Result<Value, HarnessError> {
+        let response = self.http.get(url).send().await.map_err(|e| HarnessError::Http(format!("GET {url}: {e}")))?;
+        let status = response.status();
+        let body = response.text().await.map_err(|e| HarnessError::Http(format!("GET {url}: {e}")))?;
+        if !status.is_success() {
+            return Err(HarnessError::Http(format!("GET {url}: {status}: {body}")));
+        }
+        serde_json::from_str(&body).map_err(|e| HarnessError::Http(format!("GET {url}: not JSON: {e}")))
+    }
+
+    async fn admin(&self, method: reqwest::Method, path_and_query: &str) -> Result<Value, HarnessError> {
+        let url = format!("http://127.0.0.1:{}{path_and_query}", self.admin_port);
+        let response = self
+            .http
+            .request(method, &url)
+            .send()
+            .await
+            .map_err(|e| HarnessError::Http(format!("admin {path_and_query}: {e}")))?;
+        let status = response.status();
+        let body = response.text().await.map_err(|e| HarnessError::Http(format!("admin {path_and_query}: {e}")))?;
+        if !status.is_success() {
+            return Err(HarnessError::Http(format!("admin {path_and_query}: {status}: {body}")));
+        }
+        serde_json::from_str(&body).map_err(|e| HarnessError::Http(format!("admin {path_and_query}: {e}")))
+    }
+
+    fn spawn(&mut self, port: u16) -> Result<(), HarnessError> {
+        let state_file = self.state_dir.join("keys.json");
+        let mut child = Command::new("node")
+            .arg("provider.mjs")
+            .arg("--port")
+            .arg(port.to_string())
+            .arg("--admin-port")
+            .arg("0")
+            .arg("--state")
+            .arg(&state_file)
+            .current_dir(&self.dir)
+            .env("NODE_ENV", "test")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| HarnessError::Unavailable(format!("cannot run `node`: {e}")))?;
+        let (Some(stdin), Some(stdout), Some(stderr)) = (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(HarnessError::Process("no pipes to the node process".into()));
+        };
+        let log = self.log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("[oidc-provider] {line}");
+                if let Ok(mut log) = log.lock() {
+                    log.push(line);
+                }
+            }
+        });
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let log = self.log.clone();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
+            if let Some(first) = lines.next() {
+                let _ = ready_tx.send(first);
+            }
+            for line in lines {
+                if let Ok(mut log) = log.lock() {
+                    log.push(line);
+                }
+            }
+        });
+        let ready = match ready_rx.recv_timeout(STARTUP_TIMEOUT) {
+            Ok(line) => line,
+            Err(_) => {
+                let _ = child.kill();
+                let status = child.wait().map(|s| s.to_string()).unwrap_or_default();
+                // Give the stderr reader a moment to collect the reason.
+                std::thread::sleep(Duration::from_millis(100));
+                return Err(HarnessError::Process(format!(
+                    "not ready within {STARTUP_TIMEOUT:?} (exit: {status}); stderr:\n{}",
+                    self.log().join("\n")
+                )));
+            }
+        };
+        let json: Value = serde_json::from_str(&ready).unwrap_or(Value::Null);
+        let (Some(true), Some(issuer), Some(actual_port), Some(admin_port)) = (
+            json["ready"].as_bool(),
+            json["issuer"].as_str(),
+            json["port"].as_u64().and_then(|p| u16::try_from(p).ok()),
+            json["admin_port"].as_u64().and_then(|p| u16::try_from(p).ok()),
+        ) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(HarnessError::Process(format!("unexpected first line on stdout: {ready}")));
+        };
+        if port != 0 && actual_port != port {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(HarnessError::Process(format!("asked for port {port}, got {actual_port}")));
+        }
+        self.port = actual_port;
+        self.admin_port = admin_port;
+        self.issuer = issuer.to_owned();
+        self.version = json["oidc_provider_version"].as_str().unwrap_or_default().to_owned();
+        self.child = Some((child, stdin));
+        Ok(())
+    }
+}
+
+impl Drop for Provider {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.state_dir);
+    }
+}
+
+/// Decodes a JWT's header and claims without verifying anything (for logs and assertions).
+pub fn decode_unverified(token: &str) -> (Value, Value) {
+    let (header, claims) = decode_unverified_raw(token);
+    let parse = |s: &str| serde_json::from_str(s).unwrap_or(Value::Null);
+    (parse(&header), parse(&claims))
+}
+
+/// A JWT's header and claims JSON exactly as the issuer wrote them (member order kept).
+pub fn decode_unverified_raw(token: &str) -> (String, String) {
+    let part = |i: usize| -> String {
+        token
+            .split('.')
+            .nth(i)
+            .and_then(|s| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s).ok())
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+            .unwrap_or_default()
+    };
+    (part(0), part(1))
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+fn keys_state(json: &Value) -> KeysState {
+    let active = json["active"]
+        .as_object()
+        .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned()))).collect())
+        .unwrap_or_default();
+    let kids = json["kids"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default();
+    KeysState { active, kids }
+}
+
+fn unique_temp_dir() -> Result<PathBuf, HarnessError> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    let dir = std::env::temp_dir().join(format!(
+        "auth-interop-{}-{}-{nanos}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).map_err(|e| HarnessError::Process(format!("temp dir {}: {e}", dir.display())))?;
+    Ok(dir)
+}
+
+// ---- installation -------------------------------------------------------------------
+
+/// Checks Node.js and npm, and runs `npm ci` when `node_modules` is missing or was
+/// installed from another lockfile. Done once per process; every caller gets the result.
+fn ensure_installed(dir: &Path) -> Result<(), HarnessError> {
+    static INSTALLED: OnceLock<Result<(), String>> = OnceLock::new();
+    INSTALLED.get_or_init(|| install(dir)).clone().map_err(HarnessError::Unavailable)
+}
+
+fn install(dir: &Path) -> Result<(), String> {
+    let node = tool_version("node")?;
+    let version = node.trim_start_matches('v');
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    if (major, minor) < MIN_NODE {
+        return Err(format!(
+            "Node.js {node} is too old: oidc-provider 9 and the launcher need >= {}.{}",
+            MIN_NODE.0, MIN_NODE.1
+        ));
+    }
+    let npm = tool_version("npm")?;
+    let lock = std::fs::read(dir.join("package-lock.json"))
+        .map_err(|e| format!("cannot read {}: {e}", dir.join("package-lock.json").display()))?;
+    let manifest = std::fs::read(dir.join("package.json"))
+        .map_err(|e| format!("cannot read {}: {e}", dir.join("package.json").display()))?;
+    let stamp = format!("{:016x}\n", fnv1a(&[lock.as_slice(), manifest.as_slice()]));
+    let stamp_file = dir.join("node_modules").join(".interop-stamp");
+    let installed = dir.join("node_modules").join("oidc-provider").join("package.json").is_file();
+    if installed && std::fs::read_to_string(&stamp_file).is_ok_and(|s| s == stamp) {
+        return Ok(());
+    }
+    eprintln!("interop: node {node}, npm {npm}: running `npm ci` in {}", dir.display());
+    let mut child = Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund", "--ignore-scripts"])
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run `npm ci`: {e}"))?;
+    let output = collect_output(&mut child);
+    let deadline = Instant::now() + NPM_CI_TIMEOUT;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("`npm ci` did not finish within {NPM_CI_TIMEOUT:?}"));
+            }
+            Err(e) => return Err(format!("`npm ci`: {e}")),
+        }
+    };
+    let output = output.join().unwrap_or_default();
+    if !status.success() {
+        let tail: Vec<&str> = output.lines().rev().take(30).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        return Err(format!("`npm ci` failed ({status}):\n{}", tail.join("\n")));
+    }
+    std::fs::File::create(&stamp_file)
+        .and_then(|mut f| f.write_all(stamp.as_bytes()))
+        .map_err(|e| format!("cannot write {}: {e}", stamp_file.display()))?;
+    Ok(())
+}
+
+fn tool_version(tool: &str) -> Result<String, String> {
+    let output = Command::new(tool)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("`{tool}` was not found or cannot run ({e}); install Node.js >= 20.19 with npm"))?;
+    if !output.status.success() {
+        return Err(format!("`{tool} --version` failed: {}", String::from_utf8_lossy(&output.stderr).trim()));
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+}
+
+/// Reads a child's stdout and stderr to the end on threads (so that it never blocks on a
+/// full pipe); the handle yields both, interleaved by stream.
+fn collect_output(child: &mut Child) -> std::thread::JoinHandle<String> {
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+    std::thread::spawn(move || {
+        let err = std::thread::spawn(move || {
+            let mut s = String::new();
+            if let Some(mut e) = stderr {
+                let _ = std::io::Read::read_to_string(&mut e, &mut s);
+            }
+            s
+        });
+        let mut out = String::new();
+        if let Some(mut o) = stdout {
+            let _ = std::io::Read::read_to_string(&mut o, &mut out);
+        }
+        out + &err.join().unwrap_or_default()
+    })
+}
+
+fn fnv1a(parts: &[&[u8]]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for &b in *part {
+            hash ^= u64::from(b);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        hash ^= 0xff;
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash
+}
