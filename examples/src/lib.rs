@@ -8,3 +8,4 @@ pub mod actix_app;
 pub mod axum_app;
 pub mod config;
 pub mod demo;
+pub mod grpc_app;
