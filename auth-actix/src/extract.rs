@@ -121,7 +121,12 @@ impl FromRequest for MaybeAuthenticated {
 /// Rejects the request like [`Authenticated`] when there is no caller. When the claims
 /// do not deserialize into `T` (a claim your type requires is absent or has another
 /// type), answers 401 `invalid_token` with a fixed description (never the token or its
-/// claims) and logs the serde error at debug level.
+/// claims; `TokenError::UnexpectedClaims`) and logs the serde error at debug level.
+///
+/// As with [`Authenticated`], `Option<TypedClaims<T>>` is actix-web's own `Option`
+/// extractor: `None` for *any* failure, claims that do not fit `T` included. To accept
+/// requests without a token but reject ill-shaped claims, take [`MaybeAuthenticated`] and
+/// call [`Principal::custom_claims`].
 ///
 /// ```
 /// use actix_web::HttpResponse;
@@ -170,17 +175,13 @@ impl<T: DeserializeOwned> FromRequest for TypedClaims<T> {
     }
 }
 
-/// The description sent when the claims do not fit the handler's type.
-const CLAIMS_MISMATCH: &str = "the claims do not have the shape this service expects";
-
 fn typed_claims<T: DeserializeOwned>(req: &HttpRequest) -> Result<T, Error> {
     let outcome = outcome(req)?;
     let principal = principal_of(&outcome)?;
     principal.custom_claims::<T>().map_err(|err| {
-        // serde's message may quote claim values; it stays in the (debug) log.
+        // serde's message may quote claim values: it goes to the debug log, not the client.
         tracing::debug!(error = %err, claims_type = std::any::type_name::<T>(), "claims do not fit the handler's type");
-        let err = AuthError::InvalidToken(TokenError::Malformed(CLAIMS_MISMATCH));
-        InternalError::from_response(err.clone(), outcome.guard.respond(&err)).into()
+        reject(&outcome, AuthError::InvalidToken(TokenError::UnexpectedClaims))
     })
 }
 
@@ -189,11 +190,14 @@ fn required_principal(req: &HttpRequest) -> Result<Principal, Error> {
 }
 
 fn principal_of(outcome: &AuthOutcome) -> Result<Principal, Error> {
-    outcome.principal.clone().ok_or_else(|| {
-        let err = AuthError::MissingToken;
-        outcome.guard.policy.validator().record(&err);
-        InternalError::from_response(err.clone(), outcome.guard.respond(&err)).into()
-    })
+    outcome.principal.clone().ok_or_else(|| reject(outcome, AuthError::MissingToken))
+}
+
+/// Counts `err` and answers it like the middleware that let the request through.
+fn reject(outcome: &AuthOutcome, err: AuthError) -> Error {
+    outcome.guard.policy.validator().record(&err);
+    let response = outcome.guard.respond(&err);
+    InternalError::from_response(err, response).into()
 }
 
 /// What the middleware stored, or the 500 for a route it does not guard.

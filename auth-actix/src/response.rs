@@ -74,26 +74,8 @@ mod tests {
 
     /// The rejection auth-core renders for `err` without a realm.
     fn parts(err: &AuthError) -> Rejection {
-        let mut rejection = sample();
-        rejection.status = err.status();
-        rejection.www_authenticate = err.www_authenticate(None);
-        rejection.body = err.json_body();
-        rejection.retry_after = err.retry_after_secs();
-        rejection
+        Rejection::from_error(err, None)
     }
-
-    // `Rejection` is non-exhaustive: get one from auth-core and overwrite its fields.
-    fn sample() -> Rejection {
-        let validator = auth_core::Validator::builder()
-            .issuer(auth_core::Issuer::static_jwks("https://issuer.example", STATIC_JWKS).audience("api"))
-            .build();
-        match validator {
-            Ok(validator) => auth_core::AccessPolicy::new(validator).rejection(&AuthError::MissingToken),
-            Err(err) => panic!("static validator: {err}"),
-        }
-    }
-
-    const STATIC_JWKS: &str = r#"{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"k","use":"sig","alg":"EdDSA","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#;
 
     #[test]
     fn copies_status_challenge_body_and_retry_after() {
@@ -120,7 +102,7 @@ mod tests {
 
     #[test]
     fn an_unsendable_challenge_falls_back_to_the_scheme() {
-        let mut rejection = sample();
+        let mut rejection = parts(&AuthError::MissingToken);
         rejection.www_authenticate = "Bearer\nInjected: yes".to_owned();
         let response = rejection_response(&rejection);
         assert_eq!(response.headers().get(header::WWW_AUTHENTICATE).and_then(|v| v.to_str().ok()), Some("Bearer"));

@@ -427,7 +427,7 @@ async fn typed_claims_deserialize_or_reject_with_a_safe_description() {
         &reply,
         401,
         "invalid_token",
-        r#"Bearer error="invalid_token", error_description="the token is malformed: the claims do not have the shape this service expects""#,
+        r#"Bearer error="invalid_token", error_description="the token's claims do not have the expected shape""#,
     );
     // And missing entirely.
     let token = idp.token().sign();
@@ -561,4 +561,28 @@ async fn query_tokens_only_when_the_policy_allows_them() {
     let reply = get(server.url(&format!("/lenient?page=2&access_token={token}")), None).await;
     assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
     assert_eq!(reply.body["sub"], DEFAULT_CLIENT);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nested_middlewares_each_decide_and_the_innermost_feeds_the_extractors() {
+    let idp = issuer().await;
+    let validator = validator(&idp);
+    let anyone = AuthMiddleware::new(AccessPolicy::new(validator.clone()).optional());
+    let read = read_orders(&validator);
+    let server = Server::start(move |cfg: &mut web::ServiceConfig| {
+        cfg.service(
+            web::scope("/api")
+                .wrap(anyone.clone())
+                .route("/catalogue", web::get().to(maybe))
+                .service(web::resource("/orders").wrap(read.clone()).get(whoami)),
+        );
+    });
+    assert_eq!(get(server.url("/api/catalogue"), None).await.body, json!({ "sub": null }));
+    let reply = get(server.url("/api/orders"), None).await;
+    assert_rejected(&reply, 401, "unauthorized", "Bearer");
+    let reply = get(server.url("/api/orders"), Some(&bearer(&idp.token().sign()))).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    let reply = get(server.url("/api/orders"), Some(&bearer(&idp.token().scope("orders:read").sign()))).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.body["scopes"], json!(["orders:read"]));
 }
