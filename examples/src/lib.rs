@@ -4,6 +4,12 @@
 //! Routes: `GET /health` (open), `GET /orders` (scope `orders:read`), `POST /orders`
 //! (scope `orders:write`).
 
+// The README's code blocks are compiled as doc tests of this crate, so the quick starts
+// cannot drift from the API.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
 pub mod actix_app;
 pub mod axum_app;
 pub mod config;
