@@ -36,7 +36,7 @@ impl Metrics {
             key_sets_installed: self.key_sets_installed.load(Relaxed),
             stale_served: self.stale_served.load(Relaxed),
             cache_hits: self.cache_hits.load(Relaxed),
-            accepted: self.accepted.load(Relaxed),
+            accepted: self.accepted.load(Relaxed) + self.cache_hits.load(Relaxed),
             rejections: RejectReason::ALL.map(|r| (r, self.rejections[r as usize].load(Relaxed))),
         }
     }

@@ -44,7 +44,7 @@ pub struct Validator {
 
 struct Inner {
     issuers: Vec<IssuerPolicy>,
-    by_name: HashMap<Arc<str>, usize>,
+    by_name: HashMap<Arc<str>, usize, foldhash::fast::RandomState>,
     cache: Option<TokenCache>,
     settings: Arc<Settings>,
     provider: &'static CryptoProvider,
@@ -189,7 +189,7 @@ impl ValidatorBuilder {
         let cache = (settings.token_cache_capacity > 0)
             .then(|| TokenCache::new(settings.token_cache_capacity, settings.token_cache_max_ttl));
         let mut issuers = Vec::with_capacity(self.issuers.len());
-        let mut by_name = HashMap::new();
+        let mut by_name = HashMap::default();
         for issuer in self.issuers {
             issuer.check()?;
             let name: Arc<str> = issuer.issuer.as_str().into();
@@ -260,7 +260,7 @@ impl Validator {
     pub async fn validate(&self, token: &str) -> Result<Principal, AuthError> {
         let result = self.validate_inner(token).await;
         match &result {
-            Ok(_) => Metrics::inc(&self.inner.metrics.accepted),
+            Ok(_) => {}
             Err(err) => self.record(err),
         }
         result
@@ -341,6 +341,7 @@ impl Validator {
             && let Some(entry) = cache.get(token)
         {
             if unix_now() < entry.valid_until && inner.issuers[entry.issuer].keys.still_trusts(&entry.key) {
+                // One counter per hit: `accepted` is derived (misses accepted + hits).
                 Metrics::inc(&inner.metrics.cache_hits);
                 return Ok(entry.principal);
             }
@@ -358,6 +359,7 @@ impl Validator {
         let issuer = &inner.issuers[index];
         match self.check(issuer, &header, &claims, &raw, &payload, segments).await {
             Ok((key, valid_until)) => {
+                Metrics::inc(&inner.metrics.accepted);
                 let principal = Principal::new(claims, header.alg, header.kid, payload);
                 if let Some(cache) = &inner.cache {
                     cache.insert(token, Entry { principal: principal.clone(), issuer: index, key, valid_until });

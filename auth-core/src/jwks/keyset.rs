@@ -3,6 +3,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use foldhash::fast::RandomState;
+
 use base64::Engine as _;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use jsonwebtoken::DecodingKey;
@@ -24,24 +26,77 @@ const JWK_B64: GeneralPurpose = GeneralPurpose::new(
 );
 
 /// One public key, ready to verify: its type, the algorithms it may be used with, and
-/// the key bytes in the form jsonwebtoken's crypto provider wants.
+/// the key itself, parsed once when the key set is loaded.
 pub(crate) struct VerifyingKey {
     pub(crate) kid: Option<Box<str>>,
     pub(crate) kind: KeyKind,
     /// Key type ∩ the JWK's `alg` (when present) ∩ the issuer's allow-list.
     pub(crate) algorithms: AlgorithmSet,
-    decoding: DecodingKey,
+    verifier: Verifier,
     /// The public key bytes, to tell whether a key survived a refresh unchanged.
     material: Box<[u8]>,
 }
 
+/// With aws-lc-rs, one pre-parsed key per allowed algorithm: jsonwebtoken's provider
+/// re-parses the key (and clones it) on every call, which costs about 2 µs per RSA
+/// verification. These are the same aws-lc-rs verification algorithms jsonwebtoken's
+/// aws-lc backend uses. With RustCrypto alone, jsonwebtoken's provider does the work.
+enum Verifier {
+    #[cfg(feature = "aws-lc-rs")]
+    AwsLc(Vec<(Algorithm, aws_lc_rs::signature::ParsedPublicKey)>),
+    #[cfg_attr(feature = "aws-lc-rs", allow(dead_code))]
+    Provider(DecodingKey),
+}
+
+#[cfg(feature = "aws-lc-rs")]
+fn aws_lc_algorithm(alg: Algorithm) -> &'static dyn aws_lc_rs::signature::VerificationAlgorithm {
+    use aws_lc_rs::signature as s;
+    match alg {
+        Algorithm::RS256 => &s::RSA_PKCS1_2048_8192_SHA256,
+        Algorithm::RS384 => &s::RSA_PKCS1_2048_8192_SHA384,
+        Algorithm::RS512 => &s::RSA_PKCS1_2048_8192_SHA512,
+        Algorithm::PS256 => &s::RSA_PSS_2048_8192_SHA256,
+        Algorithm::PS384 => &s::RSA_PSS_2048_8192_SHA384,
+        Algorithm::PS512 => &s::RSA_PSS_2048_8192_SHA512,
+        Algorithm::ES256 => &s::ECDSA_P256_SHA256_FIXED,
+        Algorithm::ES384 => &s::ECDSA_P384_SHA384_FIXED,
+        Algorithm::EdDSA => &s::ED25519,
+    }
+}
+
+impl Verifier {
+    /// `public` is what aws-lc-rs parses: an RSA SubjectPublicKeyInfo, an uncompressed
+    /// EC point, or the Ed25519 key bytes. Fails when the key does not parse.
+    #[cfg(feature = "aws-lc-rs")]
+    fn new(public: &[u8], algorithms: AlgorithmSet, _decoding: DecodingKey) -> Result<Self, &'static str> {
+        let parsed = algorithms
+            .iter()
+            .map(|alg| aws_lc_rs::signature::ParsedPublicKey::new(aws_lc_algorithm(alg), public).map(|key| (alg, key)))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| "the public key does not parse")?;
+        Ok(Verifier::AwsLc(parsed))
+    }
+
+    #[cfg(not(feature = "aws-lc-rs"))]
+    fn new(_public: &[u8], _algorithms: AlgorithmSet, decoding: DecodingKey) -> Result<Self, &'static str> {
+        Ok(Verifier::Provider(decoding))
+    }
+}
+
 impl VerifyingKey {
-    /// Verifies `signature` (base64url) over `message` with `alg`, which the caller has
-    /// already checked against [`algorithms`](Self::algorithms).
+    /// Verifies `signature` over `message` with `alg`, which the caller has already
+    /// checked against [`algorithms`](Self::algorithms).
     pub(crate) fn verify(&self, provider: &CryptoProvider, alg: Algorithm, message: &[u8], signature: &[u8]) -> bool {
-        match (provider.verifier_factory)(&alg.to_jsonwebtoken(), &self.decoding) {
-            Ok(verifier) => verifier.verify(message, &signature.to_vec()).is_ok(),
-            Err(_) => false,
+        match &self.verifier {
+            #[cfg(feature = "aws-lc-rs")]
+            Verifier::AwsLc(keys) => {
+                let _ = provider;
+                keys.iter().find(|(a, _)| *a == alg).is_some_and(|(_, key)| key.verify_sig(message, signature).is_ok())
+            }
+            Verifier::Provider(decoding) => match (provider.verifier_factory)(&alg.to_jsonwebtoken(), decoding) {
+                Ok(verifier) => verifier.verify(message, &signature.to_vec()).is_ok(),
+                Err(_) => false,
+            },
         }
     }
 
@@ -75,7 +130,7 @@ pub(crate) enum LookupError {
 /// An immutable set of verification keys. Replaced whole on refresh, never mutated.
 #[derive(Debug, Default)]
 pub(crate) struct KeySet {
-    by_kid: HashMap<Box<str>, Vec<Arc<VerifyingKey>>>,
+    by_kid: HashMap<Box<str>, Vec<Arc<VerifyingKey>>, RandomState>,
     all: Vec<Arc<VerifyingKey>>,
 }
 
@@ -115,8 +170,10 @@ impl KeySet {
     /// Whether `key` is still in this set, unchanged.
     pub(crate) fn contains(&self, key: &VerifyingKey) -> bool {
         match &key.kid {
-            Some(kid) => self.by_kid.get(kid).is_some_and(|keys| keys.iter().any(|k| k.same_key(key))),
-            None => self.all.iter().any(|k| k.same_key(key)),
+            Some(kid) => {
+                self.by_kid.get(kid).is_some_and(|keys| keys.iter().any(|k| std::ptr::eq(&**k, key) || k.same_key(key)))
+            }
+            None => self.all.iter().any(|k| std::ptr::eq(&**k, key) || k.same_key(key)),
         }
     }
 
@@ -215,7 +272,7 @@ fn to_key(jwk: RawJwk, allowed: AlgorithmSet) -> Result<VerifyingKey, &'static s
     let b64 = |v: Option<String>, what: &'static str| -> Result<Vec<u8>, &'static str> {
         JWK_B64.decode(v.ok_or(what)?).map_err(|_| what)
     };
-    let (kind, material, decoding) = match (jwk.kty.as_str(), jwk.crv.as_deref()) {
+    let (kind, material, decoding, public) = match (jwk.kty.as_str(), jwk.crv.as_deref()) {
         ("RSA", _) => {
             let n = b64(jwk.n, "the RSA JWK has no valid n")?;
             let e = b64(jwk.e, "the RSA JWK has no valid e")?;
@@ -230,7 +287,8 @@ fn to_key(jwk: RawJwk, allowed: AlgorithmSet) -> Result<VerifyingKey, &'static s
                 return Err("the RSA exponent is out of range");
             }
             let decoding = DecodingKey::from_rsa_raw_components(&n, &e);
-            (KeyKind::Rsa, [n, e].concat(), decoding)
+            let public = rsa_spki(&n, &e)?;
+            (KeyKind::Rsa, [n, e].concat(), decoding, public)
         }
         ("EC", Some(crv @ ("P-256" | "P-384"))) => {
             let (kind, len) = if crv == "P-256" { (KeyKind::EcP256, 32) } else { (KeyKind::EcP384, 48) };
@@ -241,7 +299,7 @@ fn to_key(jwk: RawJwk, allowed: AlgorithmSet) -> Result<VerifyingKey, &'static s
             }
             let point = [&[0x04][..], &x, &y].concat();
             let decoding = DecodingKey::from_ec_der(&point);
-            (kind, point, decoding)
+            (kind, point.clone(), decoding, point)
         }
         ("EC", _) => return Err("the EC curve is not supported"),
         ("OKP", Some("Ed25519")) => {
@@ -250,7 +308,7 @@ fn to_key(jwk: RawJwk, allowed: AlgorithmSet) -> Result<VerifyingKey, &'static s
                 return Err("the Ed25519 key is not 32 bytes");
             }
             let decoding = DecodingKey::from_ed_der(&x);
-            (KeyKind::Ed25519, x, decoding)
+            (KeyKind::Ed25519, x.clone(), decoding, x)
         }
         ("OKP", _) => return Err("the OKP curve is not supported"),
         ("oct", _) => return Err("symmetric keys are never used from a JWKS"),
@@ -269,7 +327,23 @@ fn to_key(jwk: RawJwk, allowed: AlgorithmSet) -> Result<VerifyingKey, &'static s
     if algorithms.is_empty() {
         return Err("the key allows none of the issuer's algorithms");
     }
-    Ok(VerifyingKey { kid: jwk.kid.map(String::into_boxed_str), kind, algorithms, decoding, material: material.into() })
+    let verifier = Verifier::new(&public, algorithms, decoding)?;
+    Ok(VerifyingKey { kid: jwk.kid.map(String::into_boxed_str), kind, algorithms, verifier, material: material.into() })
+}
+
+/// The RSA key as a SubjectPublicKeyInfo, encoded by aws-lc-rs (not by hand).
+#[cfg(feature = "aws-lc-rs")]
+fn rsa_spki(n: &[u8], e: &[u8]) -> Result<Vec<u8>, &'static str> {
+    use aws_lc_rs::encoding::AsDer as _;
+    aws_lc_rs::rsa::PublicKeyComponents { n, e }
+        .as_der()
+        .map(|der| der.as_ref().to_vec())
+        .map_err(|_| "the RSA key does not parse")
+}
+
+#[cfg(not(feature = "aws-lc-rs"))]
+fn rsa_spki(_n: &[u8], _e: &[u8]) -> Result<Vec<u8>, &'static str> {
+    Ok(Vec::new())
 }
 
 fn significant_bits(n: &[u8]) -> usize {
@@ -282,16 +356,24 @@ fn significant_bits(n: &[u8]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testkit::TestKey;
 
-    fn ec_key(kid: &str, crv: &str, len: usize) -> String {
-        let c = JWK_B64.encode(vec![7u8; len]);
-        format!(r#"{{"kty":"EC","kid":"{kid}","crv":"{crv}","x":"{c}","y":"{c}"}}"#)
+    /// A real key's public JWK, with members set (or removed, for `null`).
+    fn jwk(alg: Algorithm, kid: &str, changes: serde_json::Value) -> String {
+        let mut jwk = TestKey::generate(alg, kid).public_jwk();
+        for (name, value) in changes.as_object().into_iter().flatten() {
+            match value {
+                serde_json::Value::Null => drop(jwk.as_object_mut().map(|o| o.remove(name))),
+                v => jwk[name] = v.clone(),
+            }
+        }
+        jwk.to_string()
     }
 
-    fn rsa_key(kid: &str, bits: usize, extra: &str) -> String {
+    fn fake_rsa(kid: &str, bits: usize) -> String {
         let mut n = vec![0xffu8; bits / 8];
         n[0] = 0x80;
-        format!(r#"{{"kty":"RSA","kid":"{kid}","n":"{}","e":"AQAB"{extra}}}"#, JWK_B64.encode(n))
+        format!(r#"{{"kty":"RSA","kid":"{kid}","n":"{}","e":"AQAB"}}"#, JWK_B64.encode(n))
     }
 
     fn all() -> AlgorithmSet {
@@ -300,24 +382,28 @@ mod tests {
 
     #[test]
     fn bad_keys_are_skipped_not_fatal() {
-        let doc = format!(
-            r#"{{"keys":[{},{},{},{},{},{},{},{},{},{},{},{},{},{},"junk",{}]}}"#,
-            rsa_key("small", 1024, ""),
-            rsa_key("enc", 2048, r#","use":"enc""#),
-            rsa_key("oaep", 2048, r#","alg":"RSA-OAEP""#),
-            rsa_key("ops", 2048, r#","key_ops":["encrypt"]"#),
-            rsa_key("priv", 2048, r#","d":"AQAB""#),
-            rsa_key("wrongalg", 2048, r#","alg":"ES256""#),
-            r#"{"kty":"oct","kid":"hmac","k":"c2VjcmV0"}"#,
-            r#"{"kty":"EC","kid":"p521","crv":"P-521","x":"AA","y":"AA"}"#,
-            ec_key("short", "P-256", 31),
-            r#"{"kty":"OKP","kid":"x448","crv":"Ed448","x":"AA"}"#,
-            r#"{"kty":"RSA","kid":"no-n","e":"AQAB"}"#,
-            r#"{"kty":"RSA","kid":"bad-b64","n":"***","e":"AQAB"}"#,
-            r#"{"kid":"no-kty"}"#,
-            r#"{"kty":"RSA","kid":5}"#,
-            ec_key("good", "P-256", 32),
-        );
+        let short = JWK_B64.encode([7u8; 31]);
+        let off_curve = JWK_B64.encode([7u8; 32]);
+        let keys = [
+            fake_rsa("small", 1024),
+            jwk(Algorithm::RS256, "enc", serde_json::json!({"use": "enc"})),
+            jwk(Algorithm::RS256, "oaep", serde_json::json!({"alg": "RSA-OAEP"})),
+            jwk(Algorithm::RS256, "ops", serde_json::json!({"key_ops": ["encrypt"]})),
+            jwk(Algorithm::RS256, "priv", serde_json::json!({"d": "AQAB"})),
+            jwk(Algorithm::RS256, "wrongalg", serde_json::json!({"alg": "ES256"})),
+            r#"{"kty":"oct","kid":"hmac","k":"c2VjcmV0"}"#.to_string(),
+            r#"{"kty":"EC","kid":"p521","crv":"P-521","x":"AA","y":"AA"}"#.to_string(),
+            format!(r#"{{"kty":"EC","kid":"short","crv":"P-256","x":"{short}","y":"{short}"}}"#),
+            format!(r#"{{"kty":"EC","kid":"off-curve","crv":"P-256","x":"{off_curve}","y":"{off_curve}"}}"#),
+            r#"{"kty":"OKP","kid":"x448","crv":"Ed448","x":"AA"}"#.to_string(),
+            r#"{"kty":"RSA","kid":"no-n","e":"AQAB"}"#.to_string(),
+            r#"{"kty":"RSA","kid":"bad-b64","n":"***","e":"AQAB"}"#.to_string(),
+            r#"{"kid":"no-kty"}"#.to_string(),
+            r#"{"kty":"RSA","kid":5}"#.to_string(),
+            r#""junk""#.to_string(),
+            jwk(Algorithm::ES256, "good", serde_json::json!({})),
+        ];
+        let doc = format!(r#"{{"keys":[{}]}}"#, keys.join(","));
         let set = parse_jwks(doc.as_bytes(), all(), 100).unwrap();
         assert_eq!(set.len(), 1);
         assert!(set.find(Some("good"), Algorithm::ES256).is_ok());
@@ -334,9 +420,9 @@ mod tests {
     fn algorithm_binding_and_lookup() {
         let doc = format!(
             r#"{{"keys":[{},{},{}]}}"#,
-            rsa_key("rs", 2048, r#","alg":"RS256""#),
-            rsa_key("any-rsa", 4096, ""),
-            ec_key("p384", "P-384", 48)
+            jwk(Algorithm::RS256, "rs", serde_json::json!({})),
+            jwk(Algorithm::PS256, "any-rsa", serde_json::json!({"alg": null})),
+            jwk(Algorithm::ES384, "p384", serde_json::json!({}))
         );
         let set = parse_jwks(doc.as_bytes(), all(), 10).unwrap();
         assert!(set.find(Some("rs"), Algorithm::RS256).is_ok());
@@ -353,7 +439,7 @@ mod tests {
 
     #[test]
     fn issuer_allow_list_applies_to_keys() {
-        let doc = format!(r#"{{"keys":[{}]}}"#, rsa_key("rs", 2048, ""));
+        let doc = format!(r#"{{"keys":[{}]}}"#, jwk(Algorithm::RS256, "rs", serde_json::json!({"alg": null})));
         let set = parse_jwks(doc.as_bytes(), AlgorithmSet::of([Algorithm::PS256]), 10).unwrap();
         assert!(set.find(Some("rs"), Algorithm::PS256).is_ok());
         assert!(set.find(Some("rs"), Algorithm::RS256).is_err());
@@ -362,7 +448,8 @@ mod tests {
 
     #[test]
     fn key_count_is_capped() {
-        let keys: Vec<String> = (0..50).map(|i| ec_key(&format!("k{i}"), "P-256", 32)).collect();
+        let keys: Vec<String> =
+            (0..50).map(|i| jwk(Algorithm::EdDSA, &format!("k{i}"), serde_json::json!({}))).collect();
         let doc = format!(r#"{{"keys":[{}]}}"#, keys.join(","));
         assert_eq!(parse_jwks(doc.as_bytes(), all(), 10).unwrap().len(), 10);
     }
@@ -380,10 +467,18 @@ mod tests {
 
     #[test]
     fn contains_checks_material_not_only_kid() {
-        let a = parse_jwks(format!(r#"{{"keys":[{}]}}"#, ec_key("k", "P-256", 32)).as_bytes(), all(), 10).unwrap();
-        let c = JWK_B64.encode([9u8; 32]);
-        let other = format!(r#"{{"keys":[{{"kty":"EC","kid":"k","crv":"P-256","x":"{c}","y":"{c}"}}]}}"#);
-        let b = parse_jwks(other.as_bytes(), all(), 10).unwrap();
+        let a = parse_jwks(
+            format!(r#"{{"keys":[{}]}}"#, jwk(Algorithm::ES256, "k", serde_json::json!({}))).as_bytes(),
+            all(),
+            10,
+        )
+        .unwrap();
+        let b = parse_jwks(
+            format!(r#"{{"keys":[{}]}}"#, jwk(Algorithm::ES256, "k", serde_json::json!({}))).as_bytes(),
+            all(),
+            10,
+        )
+        .unwrap();
         let key = a.keys().next().unwrap();
         assert!(a.contains(key));
         assert!(!b.contains(key));

@@ -116,45 +116,45 @@ impl KeySource {
         kid: Option<&str>,
         alg: Algorithm,
     ) -> Result<Arc<VerifyingKey>, AuthError> {
-        if let Some(snapshot) = self.usable(Instant::now()) {
-            match snapshot.keys.find(kid, alg) {
-                Ok(key) => return Ok(key.clone()),
-                Err(LookupError::NotFound) => {}
-                Err(other) => return Err(lookup_error(other)),
+        // The snapshot guard is a cheap, lock-free read; it must not live across an await.
+        let found = self.with_usable(|keys| keys.find(kid, alg).cloned());
+        match found {
+            Some(Ok(key)) => return Ok(key),
+            Some(Err(LookupError::NotFound)) => {
+                if matches!(self.origin, Origin::Static) {
+                    return Err(TokenError::UnknownKey.into());
+                }
+                if kid.is_some_and(|kid| self.unknown_kids.contains_key(kid)) {
+                    return Err(TokenError::UnknownKey.into());
+                }
+                let Some(refresh) = self.begin_refresh(false) else {
+                    self.remember_unknown(kid);
+                    return Err(TokenError::UnknownKey.into());
+                };
+                refresh.await;
             }
-            if matches!(self.origin, Origin::Static) {
-                return Err(TokenError::UnknownKey.into());
+            Some(Err(other)) => return Err(lookup_error(other)),
+            None => {
+                let Some(refresh) = self.begin_refresh(false) else {
+                    return Err(self.unavailable());
+                };
+                refresh.await;
             }
-            if kid.is_some_and(|kid| self.unknown_kids.contains_key(kid)) {
-                return Err(TokenError::UnknownKey.into());
-            }
-            let Some(refresh) = self.begin_refresh(false) else {
-                self.remember_unknown(kid);
-                return Err(TokenError::UnknownKey.into());
-            };
-            refresh.await;
-        } else {
-            let Some(refresh) = self.begin_refresh(false) else {
-                return Err(self.unavailable());
-            };
-            refresh.await;
         }
-        let Some(snapshot) = self.usable(Instant::now()) else {
-            return Err(self.unavailable());
-        };
-        match snapshot.keys.find(kid, alg) {
-            Ok(key) => Ok(key.clone()),
-            Err(LookupError::NotFound) => {
+        match self.with_usable(|keys| keys.find(kid, alg).cloned()) {
+            None => Err(self.unavailable()),
+            Some(Ok(key)) => Ok(key),
+            Some(Err(LookupError::NotFound)) => {
                 self.remember_unknown(kid);
                 Err(TokenError::UnknownKey.into())
             }
-            Err(other) => Err(lookup_error(other)),
+            Some(Err(other)) => Err(lookup_error(other)),
         }
     }
 
     /// For a cache hit: whether `key` is still in service, unchanged.
     pub(crate) fn still_trusts(self: &Arc<Self>, key: &VerifyingKey) -> bool {
-        self.usable(Instant::now()).is_some_and(|snapshot| snapshot.keys.contains(key))
+        self.with_usable(|keys| keys.contains(key)).unwrap_or(false)
     }
 
     /// Whether keys are in service now.
@@ -171,20 +171,25 @@ impl KeySource {
         if self.is_ready() { Ok(()) } else { Err(self.unavailable()) }
     }
 
-    /// The snapshot if it may still be used; schedules a background refresh when due.
-    fn usable(self: &Arc<Self>, now: Instant) -> Option<Arc<Snapshot>> {
-        let snapshot = self.snapshot.load_full()?;
-        if snapshot.stale_until.is_some_and(|until| now >= until) {
-            return None;
+    /// Runs `f` on the keys if they may still be used (`None` otherwise), and schedules a
+    /// background refresh when they are due.
+    fn with_usable<T>(self: &Arc<Self>, f: impl FnOnce(&KeySet) -> T) -> Option<T> {
+        let guard = self.snapshot.load();
+        let snapshot = guard.as_ref()?;
+        if snapshot.refresh_at.is_some() {
+            let now = Instant::now();
+            if snapshot.stale_until.is_some_and(|until| now >= until) {
+                return None;
+            }
+            if snapshot.refresh_at.is_some_and(|at| now >= at) {
+                // Background: the result is picked up by later requests.
+                drop(self.begin_refresh(false));
+            }
+            if snapshot.expires_at.is_some_and(|at| now >= at) {
+                Metrics::inc(&self.metrics.stale_served);
+            }
         }
-        if snapshot.refresh_at.is_some_and(|at| now >= at) {
-            // Background: the result is picked up by later requests.
-            drop(self.begin_refresh(false));
-        }
-        if snapshot.expires_at.is_some_and(|at| now >= at) {
-            Metrics::inc(&self.metrics.stale_served);
-        }
-        Some(snapshot)
+        Some(f(&snapshot.keys))
     }
 
     fn state(&self) -> MutexGuard<'_, RefreshState> {
