@@ -27,7 +27,10 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(principal.issuer(), ISSUER);
             assert!(principal.claims().audience.iter().any(|aud| aud == AUDIENCE));
             let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-            assert!(principal.claims().expires_at + 60 > i64::try_from(now).unwrap_or(i64::MAX), "expired token accepted");
+            assert!(
+                principal.claims().expires_at + 60 > i64::try_from(now).unwrap_or(i64::MAX),
+                "expired token accepted"
+            );
             assert_eq!(principal.claims_json().as_bytes(), claims);
             let header_json: serde_json::Value = serde_json::from_slice(header).expect("accepted header is JSON");
             assert!(header_json.get("crit").is_none(), "crit accepted");
