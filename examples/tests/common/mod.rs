@@ -98,7 +98,14 @@ impl Env {
                 .unwrap();
         validator.warm_up().await.unwrap();
         let services = [start_axum(&validator).await.unwrap(), start_actix(&validator).unwrap()];
-        let client = reqwest::Client::builder().timeout(REQUEST_TIMEOUT).build().unwrap();
+        // actix-web closes keep-alive connections idle for 5 s; a pooled connection kept
+        // longer can be reused just as the server closes it (IncompleteMessage): a client
+        // race, not an answer of the service. Idle connections are dropped before that.
+        let client = reqwest::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .pool_idle_timeout(Duration::from_secs(2))
+            .build()
+            .unwrap();
         let valid = idp.token().audience(AUDIENCE).scope("orders:read").sign();
         let env = Env { idp, validator, services, client, valid };
         env.assert_alive().await;
