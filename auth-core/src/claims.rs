@@ -58,6 +58,7 @@ impl Claims {
                 Err(_) => return Err(TokenError::invalid("scp")),
             }
         }
+        scopes.dedup();
         Ok(Claims {
             issuer,
             subject: optional(raw.sub, "sub", string)?,

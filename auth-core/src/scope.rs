@@ -11,11 +11,38 @@ use crate::error::ConfigError;
 pub struct Scopes(Vec<Box<str>>);
 
 impl Scopes {
+    /// Appends the space-delimited scopes of `value`; call [`dedup`](Self::dedup) once
+    /// after the last one.
     pub(crate) fn push_delimited(&mut self, value: &str) {
-        for scope in value.split(' ').filter(|s| !s.is_empty()) {
-            if !self.contains(scope) {
-                self.0.push(scope.into());
+        self.0.extend(value.split(' ').filter(|s| !s.is_empty()).map(Box::from));
+    }
+
+    /// Removes repeats, keeping first occurrences in order. Linear (a hash set) once the
+    /// list is long: a hostile token may carry thousands of scopes, and a quadratic scan
+    /// would make rejecting it cost far more than accepting an ordinary one.
+    pub(crate) fn dedup(&mut self) {
+        if self.0.len() <= 16 {
+            let mut kept = 0;
+            for i in 0..self.0.len() {
+                if !self.0[..kept].contains(&self.0[i]) {
+                    self.0.swap(kept, i);
+                    kept += 1;
+                }
             }
+            self.0.truncate(kept);
+        } else {
+            let keep: Vec<bool> = {
+                let mut seen = std::collections::HashSet::with_capacity_and_hasher(
+                    self.0.len(),
+                    foldhash::fast::RandomState::default(),
+                );
+                self.0.iter().map(|scope| seen.insert(&**scope)).collect()
+            };
+            let mut index = 0;
+            self.0.retain(|_| {
+                index += 1;
+                keep[index - 1]
+            });
         }
     }
 
@@ -46,6 +73,7 @@ impl<'a> FromIterator<&'a str> for Scopes {
         for s in iter {
             scopes.push_delimited(s);
         }
+        scopes.dedup();
         scopes
     }
 }
@@ -165,8 +193,13 @@ mod tests {
     fn parses_space_delimited_and_dedups() {
         let mut s = Scopes::default();
         s.push_delimited("a  b a");
-        s.push_delimited("c");
+        s.push_delimited("c b");
+        s.dedup();
         assert_eq!(s.iter().collect::<Vec<_>>(), ["a", "b", "c"]);
+        let many: String = (0..3000).map(|i| format!("s{} ", i % 1500)).collect();
+        let s: Scopes = [many.as_str()].into_iter().collect();
+        assert_eq!(s.len(), 1500);
+        assert_eq!(s.iter().nth(1499), Some("s1499"));
         assert!(!s.contains("A"));
         assert!(!s.contains(""));
     }

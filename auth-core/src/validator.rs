@@ -108,7 +108,8 @@ impl ValidatorBuilder {
         self
     }
 
-    /// Most keys kept from one JWKS (default 1000); the rest are ignored and logged.
+    /// Most usable keys in one JWKS (default 1000). A larger document is refused as a
+    /// failed refresh: the last good keys stay in service.
     pub fn max_jwks_keys(mut self, keys: usize) -> Self {
         self.settings.max_jwks_keys = keys;
         self
@@ -175,9 +176,13 @@ impl ValidatorBuilder {
             return Err(ConfigError::NoIssuer);
         }
         let settings = Arc::new(self.settings);
+        // Building the default client reads the system's CA store; a validator with only
+        // static key sets never fetches, so it does not pay for that.
+        let remote = self.issuers.iter().any(|i| !matches!(i.source, KeySourceConfig::Static(_)));
         let client = match self.client {
-            Some(client) => client,
-            None => Fetcher::default_client(settings.fetch_timeout)?,
+            Some(client) => Some(client),
+            None if remote => Some(Fetcher::default_client(settings.fetch_timeout)?),
+            None => None,
         };
         let fetcher = Fetcher {
             client,

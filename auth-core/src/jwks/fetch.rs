@@ -12,7 +12,8 @@ use crate::error::ConfigError;
 /// How documents are fetched (validator-wide).
 #[derive(Clone)]
 pub(crate) struct Fetcher {
-    pub(crate) client: reqwest::Client,
+    /// `None` only when every issuer has a static key set (nothing is ever fetched).
+    pub(crate) client: Option<reqwest::Client>,
     /// Applied around every fetch, even with a caller's own client.
     pub(crate) timeout: Duration,
     pub(crate) max_body: usize,
@@ -80,7 +81,8 @@ impl Fetcher {
     }
 
     async fn get_inner(&self, url: &Url, etag: Option<&str>) -> Result<Fetched, FetchError> {
-        let mut request = self.client.get(url.clone()).header(http::header::ACCEPT, "application/json");
+        let client = self.client.as_ref().ok_or_else(|| FetchError::Url("no HTTP client configured".into()))?;
+        let mut request = client.get(url.clone()).header(http::header::ACCEPT, "application/json");
         if let Some(etag) = etag {
             request = request.header(IF_NONE_MATCH, etag);
         }

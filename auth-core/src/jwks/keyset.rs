@@ -193,6 +193,8 @@ pub(crate) enum JwksError {
     NotAJwkSet,
     #[error("the JWKS has no usable signing key ({skipped} skipped)")]
     NoUsableKey { skipped: usize },
+    #[error("the JWKS has more than {max} usable keys")]
+    TooManyKeys { max: usize },
 }
 
 /// The members of a JWK this library reads (RFC 7517 §4, RFC 7518 §6).
@@ -225,8 +227,10 @@ struct RawJwk {
 }
 
 /// Parses a JWK Set leniently (RFC 7517 §5): a key that cannot be used for signature
-/// verification is skipped and logged, and the rest of the set still works. At most
-/// `max_keys` usable keys are kept.
+/// verification is skipped and logged, and the rest of the set still works. A document
+/// with more than `max_keys` usable keys is refused whole (parsing stops there): keeping
+/// only a prefix could drop the very key the issuer signs with, while refusing keeps the
+/// last good set in service and reports the failure.
 pub(crate) fn parse_jwks(doc: &[u8], allowed: AlgorithmSet, max_keys: usize) -> Result<KeySet, JwksError> {
     #[derive(Deserialize)]
     struct Doc<'a> {
@@ -237,15 +241,11 @@ pub(crate) fn parse_jwks(doc: &[u8], allowed: AlgorithmSet, max_keys: usize) -> 
     let mut set = KeySet::default();
     let mut skipped = 0;
     for (index, raw) in doc.keys.iter().enumerate() {
-        if set.len() >= max_keys {
-            skipped += doc.keys.len() - index;
-            tracing::warn!(max_keys, skipped, "JWKS has more keys than the limit; the rest are ignored");
-            break;
-        }
         match serde_json::from_str::<RawJwk>(raw.get())
             .map_err(|_| "not a JWK object")
             .and_then(|jwk| to_key(jwk, allowed))
         {
+            Ok(_) if set.len() >= max_keys => return Err(JwksError::TooManyKeys { max: max_keys }),
             Ok(key) => set.insert(key),
             Err(reason) => {
                 skipped += 1;
@@ -447,11 +447,12 @@ mod tests {
     }
 
     #[test]
-    fn key_count_is_capped() {
+    fn too_many_keys_refuse_the_document() {
         let keys: Vec<String> =
-            (0..50).map(|i| jwk(Algorithm::EdDSA, &format!("k{i}"), serde_json::json!({}))).collect();
+            (0..11).map(|i| jwk(Algorithm::EdDSA, &format!("k{i}"), serde_json::json!({}))).collect();
         let doc = format!(r#"{{"keys":[{}]}}"#, keys.join(","));
-        assert_eq!(parse_jwks(doc.as_bytes(), all(), 10).unwrap().len(), 10);
+        assert_eq!(parse_jwks(doc.as_bytes(), all(), 10).unwrap_err(), JwksError::TooManyKeys { max: 10 });
+        assert_eq!(parse_jwks(doc.as_bytes(), all(), 11).unwrap().len(), 11);
     }
 
     #[test]
