@@ -346,3 +346,21 @@ async fn token_cache_is_bounded() {
     }
     assert!(validator.cached_tokens() <= 50, "{}", validator.cached_tokens());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirects_are_followed_only_within_the_origin() {
+    let idp = TestIssuer::start().await.unwrap();
+    let token = idp.token().sign();
+    // Same origin: followed.
+    idp.set_jwks_redirect(Some(&format!("{}/jwks-moved", idp.issuer())));
+    let validator = fast(&idp).build().unwrap();
+    validator.validate(&token).await.unwrap();
+    // Another origin (an attacker-controlled JWKS): not followed, nothing fetched there.
+    let attacker = TestIssuer::start().await.unwrap();
+    idp.set_jwks_redirect(Some(&attacker.jwks_url()));
+    let validator = fast(&idp).build().unwrap();
+    let err = validator.validate(&token).await.unwrap_err();
+    assert!(matches!(err, AuthError::KeysUnavailable { .. }), "{err:?}");
+    assert_eq!(attacker.jwks_fetches(), 0);
+    assert_eq!(validator.metrics().refresh_failures, 1);
+}

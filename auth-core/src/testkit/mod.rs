@@ -81,6 +81,7 @@ pub(crate) struct State {
     pub(crate) etag: bool,
     pub(crate) jwks_override: Option<(String, Vec<u8>)>,
     pub(crate) discovery_issuer: Option<String>,
+    pub(crate) jwks_redirect: Option<String>,
 }
 
 impl State {
@@ -126,6 +127,7 @@ impl TestIssuer {
                 etag: false,
                 jwks_override: None,
                 discovery_issuer: None,
+                jwks_redirect: None,
             }),
             jwks_hits: AtomicUsize::new(0),
             discovery_hits: AtomicUsize::new(0),
@@ -221,6 +223,11 @@ impl TestIssuer {
     /// Serve this body and content type at the JWKS URL instead of the keys.
     pub fn set_jwks_body(&self, body: Option<(&str, Vec<u8>)>) {
         self.shared.state().jwks_override = body.map(|(ct, b)| (ct.to_owned(), b));
+    }
+
+    /// Answer the JWKS URL with `302 Found` to `location` (or, with `None`, serve the keys).
+    pub fn set_jwks_redirect(&self, location: Option<&str>) {
+        self.shared.state().jwks_redirect = location.map(str::to_owned);
     }
 
     /// Make discovery claim another `issuer` (an impersonation attempt).

@@ -94,7 +94,9 @@ fn full(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Respo
 
 async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body>, Refused> {
     let path = req.uri().path().to_owned();
-    let is_jwks = path == "/jwks";
+    // `/jwks-moved` serves the same keys, as a same-origin redirect target.
+    let moved = path == "/jwks-moved";
+    let is_jwks = path == "/jwks" || moved;
     let is_discovery = path == "/.well-known/openid-configuration";
     if is_jwks {
         shared.jwks_hits.fetch_add(1, Ordering::SeqCst);
@@ -136,6 +138,13 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
         return Ok(full(StatusCode::NOT_FOUND, "application/json", "{}"));
     }
     let state = shared.state();
+    if let Some(location) =
+        state.jwks_redirect.as_ref().filter(|_| !moved).and_then(|l| header::HeaderValue::from_str(l).ok())
+    {
+        let mut response = full(StatusCode::FOUND, "text/plain", Bytes::new());
+        response.headers_mut().insert(header::LOCATION, location);
+        return Ok(response);
+    }
     if let Some((content_type, body)) = &state.jwks_override {
         return Ok(full(StatusCode::OK, content_type, body.clone()));
     }
