@@ -49,9 +49,8 @@ pub(crate) fn split(token: &str, max_len: usize) -> Result<Segments<'_>, TokenEr
     if count != 2 {
         return Err(TokenError::Malformed("a JWS has exactly three segments"));
     }
-    let (header, rest) = (&token[..dots[0]], &token[dots[0] + 1..]);
+    let header = &token[..dots[0]];
     let (payload, signature) = (&token[dots[0] + 1..dots[1]], &token[dots[1] + 1..]);
-    let _ = rest;
     if header.is_empty() || payload.is_empty() || signature.is_empty() {
         return Err(TokenError::Malformed("a segment is empty"));
     }

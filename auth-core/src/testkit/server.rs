@@ -12,7 +12,7 @@ use hyper::body::{Frame, Incoming};
 use hyper_util::rt::TokioIo;
 use serde_json::json;
 use tokio::net::TcpListener;
-use tokio::task::{AbortHandle, JoinSet};
+use tokio::task::JoinSet;
 
 use super::{Outage, Shared};
 
@@ -46,20 +46,18 @@ impl Server {
     fn run(&self, listener: TcpListener) {
         let mut tasks = JoinSet::new();
         let shared = self.shared.clone();
-        let connections: Arc<Mutex<Vec<AbortHandle>>> = Arc::default();
         tasks.spawn(async move {
-            let mut connections_set = JoinSet::new();
+            let mut connections = JoinSet::new();
             while let Ok((stream, _)) = listener.accept().await {
                 let shared = shared.clone();
-                connections_set.spawn(async move {
+                connections.spawn(async move {
                     let service = hyper::service::service_fn(move |req| handle(shared.clone(), req));
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
                         .await;
                 });
-                while connections_set.try_join_next().is_some() {}
+                while connections.try_join_next().is_some() {}
             }
-            drop(connections);
         });
         *self.tasks.lock().unwrap_or_else(|p| p.into_inner()) = Some(tasks);
     }
