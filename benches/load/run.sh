@@ -155,15 +155,15 @@ stop_server() {
 server_ticks() { awk '{print $14 + $15}' "/proc/$SERVER_PID/stat"; }
 server_status() { awk -v k="$1:" '$1 == k {print $2}' "/proc/$SERVER_PID/status"; }
 
-# wrk_run KEY CPUS SECONDS LIMIT: appends "KEY rps p50_us p99_us non2xx requests srv_cpu_s wrk_cpu_s"
-# LIMIT 1 = one repeated token; LIMIT N = cycle through the first N tokens.
+# wrk_run KEY CPUS SECONDS LIMIT [START]: appends "KEY rps p50_us p99_us non2xx requests srv_cpu_s wrk_cpu_s"
+# LIMIT 1 = one repeated token; LIMIT N = cycle through the first N tokens, from START.
 wrk_run() {
-  local key=$1 cpus=$2 seconds=$3 limit=$4
+  local key=$1 cpus=$2 seconds=$3 limit=$4 start=${5:-0}
   local raw=$OUT/wrk-${key//\//_}.txt
   local t0 t1
   t0=$(server_ticks)
   local TIMEFORMAT='%U %S'
-  { time taskset -c "$cpus" wrk -t1 -c"$CONNECTIONS" -d"${seconds}s" --latency -s "$LUA" "$URL" -- "$TOKEN_FILE" "$limit" >"$raw" 2>&1; } 2>"$raw.time"
+  { time taskset -c "$cpus" wrk -t1 -c"$CONNECTIONS" -d"${seconds}s" --latency -s "$LUA" "$URL" -- "$TOKEN_FILE" "$limit" "$start" >"$raw" 2>&1; } 2>"$raw.time"
   t1=$(server_ticks)
   awk -v key="$key" -v srv="$(((t1 - t0)))" -v tck="$CLK_TCK" -v wrkt="$(cat "$raw.time")" '
     function us(v) {
@@ -236,16 +236,21 @@ if [[ " $SECTIONS " == *" rss "* ]]; then
     log "== rss: $framework, cache capacity $capacity, $TOKENS distinct tokens"
     start_server "$SERVER_CPU" 1 "$framework" cache "$capacity"
     warm
-    local before stats after hwm
+    local before stats after hwm sent=0 part
     before=$(server_status VmRSS)
-    # long enough for every token to pass at least once at the cache-miss rate
-    wrk_run "r/$framework/$capacity" "$CLIENT_CPU" "$((DURATION > 6 ? DURATION : 6))" "$TOKENS"
+    # until every token has been sent at least once (each run continues where the last
+    # one stopped); at most 8 runs
+    for part in $(seq 1 8); do
+      wrk_run "r/$framework/$capacity/$part" "$CLIENT_CPU" "$DURATION" "$TOKENS" "$sent"
+      sent=$((sent + $(tail -1 "$RESULTS" | awk '{print $6}')))
+      [ "$sent" -lt "$TOKENS" ] || break
+    done
     after=$(server_status VmRSS)
     hwm=$(server_status VmHWM)
     stats=$(curl -fs "http://$HOST:$PORT/stats")
     stop_server
     RSS_LINES+=("$(awk -v fw="$framework" -v cap="$capacity" -v a="$before" -v b="$after" -v h="$hwm" -v st="$stats" \
-      'BEGIN { printf "%-6s %9d %9.1f %9.1f %9.1f   %s", fw, cap, a / 1024, b / 1024, h / 1024, st }')")
+      -v sent="$sent" 'BEGIN { printf "%-6s %9d %9.1f %9.1f %9.1f %9d   %s", fw, cap, a / 1024, b / 1024, h / 1024, sent, st }')")
   }
   for framework in $FRAMEWORKS; do
     rss_run "$framework" "$CACHE_CAPACITY"
@@ -334,7 +339,7 @@ report() {
   if [ ${#RSS_LINES[@]} -gt 0 ]; then
     echo
     echo "== memory: $TOKENS distinct tokens through the cache-on server (1 worker); VmRSS before (warm, 1 token) / after, VmHWM"
-    printf '%-6s %9s %9s %9s %9s   %s\n' fw capacity "MiB pre" "MiB post" "MiB peak" "server stats after"
+    printf '%-6s %9s %9s %9s %9s %9s   %s\n' fw capacity "MiB pre" "MiB post" "MiB peak" requests "server stats after (counters include the warm-up)"
     for line in "${RSS_LINES[@]}"; do echo "$line"; done
   fi
   echo

@@ -1,7 +1,8 @@
 -- wrk script for the load bench: every request is `GET /` with `Authorization: Bearer <token>`.
---   wrk ... -s token.lua http://127.0.0.1:PORT -- TOKENS_FILE [LIMIT]
--- LIMIT 1 sends the file's first token on every request (the repeated-token case); no
--- LIMIT cycles through every token in the file (the distinct-token case). The requests
+--   wrk ... -s token.lua http://127.0.0.1:PORT -- TOKENS_FILE [LIMIT [START]]
+-- LIMIT 1 sends the file's first token on every request (the repeated-token case); LIMIT
+-- N (or none: the whole file) cycles through the first N tokens (the distinct-token
+-- case), starting after the first START of them (so consecutive runs continue). The requests
 -- are formatted once, in init, so the per-request client cost is the same in both cases.
 local requests = {}
 local count = 0
@@ -25,6 +26,7 @@ function init(args)
   if count == 0 then
     error("token.lua: no tokens in " .. path)
   end
+  next_index = (tonumber(args[3] or "0") or 0) % count
 end
 
 function request()
