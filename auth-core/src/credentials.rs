@@ -68,10 +68,19 @@ fn parse_authorization(value: &[u8]) -> Result<&str, AuthError> {
     Ok(token)
 }
 
+/// The b64token alphabet of RFC 6750 §2.1, as a table (see `token::BASE64URL`).
+const B64TOKEN: [bool; 256] = {
+    let mut table = crate::token::BASE64URL;
+    table[b'.' as usize] = true;
+    table[b'~' as usize] = true;
+    table[b'+' as usize] = true;
+    table[b'/' as usize] = true;
+    table
+};
+
 fn is_b64token(token: &str) -> bool {
     let body = token.trim_end_matches('=');
-    !body.is_empty()
-        && body.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'))
+    !body.is_empty() && body.bytes().fold(true, |ok, b| ok & B64TOKEN[b as usize])
 }
 
 /// The `access_token` query parameter: `Some(Ok)` when present once and well-formed.
