@@ -10,7 +10,7 @@ use auth_core::testkit::{TestIssuer, TestKey, TokenBuilder, sign_raw};
 use auth_core::{Issuer, RejectReason, Validator, ValidatorBuilder};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use examples::demo::{AUDIENCE, Answer, RunningService, start_actix, start_axum};
+use examples::demo::{AUDIENCE, Answer, Case, RunningService, start_actix, start_axum};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 /// No request may take longer than this: a hang is a failure, not a slow pass.
@@ -130,19 +130,15 @@ impl Env {
 
     /// `GET /orders` on one service with these `Authorization` values.
     pub async fn send(&self, base: &str, authorization: &[String]) -> Result<Answer, String> {
-        let mut request = self.client.get(format!("{base}/orders"));
-        for value in authorization {
-            request = request.header(reqwest::header::AUTHORIZATION, value);
-        }
+        let case = Case {
+            name: "send",
+            method: reqwest::Method::GET,
+            path: "/orders",
+            authorization: authorization.to_vec(),
+            expect: 0,
+        };
         let started = Instant::now();
-        let response = request.send().await.map_err(|e| format!("{e:?} after {:?}", started.elapsed()))?;
-        let status = response.status().as_u16();
-        let challenge = response
-            .headers()
-            .get(reqwest::header::WWW_AUTHENTICATE)
-            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-        let body = response.text().await.map_err(|e| e.to_string())?;
-        Ok(Answer { status, challenge, body })
+        examples::demo::call(&self.client, base, &case).await.map_err(|e| format!("{e} after {:?}", started.elapsed()))
     }
 
     /// Both services answer 200 to the valid token, and their health route answers.
