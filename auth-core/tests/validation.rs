@@ -366,3 +366,19 @@ async fn trailing_slash_is_exact_unless_tolerated() {
         RejectReason::UnknownIssuer
     );
 }
+
+#[test]
+fn outside_a_tokio_runtime_a_fetch_fails_closed_instead_of_panicking() {
+    use std::task::{Context, Poll, Waker};
+    let validator = Validator::builder()
+        .issuer(Issuer::jwks_url("https://issuer.example", "https://issuer.example/jwks").audience("api"))
+        .build()
+        .unwrap();
+    let claims = json!({"iss": "https://issuer.example", "aud": "api", "exp": now() + 60}).to_string();
+    let token = sign_raw(None, r#"{"alg":"RS256","kid":"k"}"#, &claims) + "AAAA";
+    let mut future = std::pin::pin!(validator.validate(&token));
+    match future.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(Err(err)) => assert_eq!(err.status(), 503, "{err:?}"),
+        other => panic!("expected a 503 at once, got {other:?}"),
+    }
+}

@@ -212,11 +212,17 @@ impl KeySource {
         {
             return None;
         }
+        // Fetching needs a tokio runtime (reqwest does too); outside one, fail closed
+        // (keys unavailable) instead of panicking in `tokio::spawn`.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::error!(issuer = %self.issuer, "cannot fetch keys: not running inside a tokio runtime");
+            return None;
+        };
         state.last_attempt = Some(now);
         // The fetch runs as its own task so that a caller giving up (a dropped request)
         // does not cancel it for everybody else waiting on it.
         let this = self.clone();
-        let task = tokio::spawn(async move {
+        let task = runtime.spawn(async move {
             this.fetch_and_install().await;
             this.state().in_flight = None;
         });
