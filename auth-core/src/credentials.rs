@@ -68,19 +68,14 @@ fn parse_authorization(value: &[u8]) -> Result<&str, AuthError> {
     Ok(token)
 }
 
-/// The b64token alphabet of RFC 6750 §2.1, as a table (see `token::BASE64URL`).
-const B64TOKEN: [bool; 256] = {
-    let mut table = crate::token::BASE64URL;
-    table[b'.' as usize] = true;
-    table[b'~' as usize] = true;
-    table[b'+' as usize] = true;
-    table[b'/' as usize] = true;
-    table
-};
+/// The b64token alphabet of RFC 6750 §2.1 (see `token::is_base64url` for why comparisons).
+const fn is_b64token_byte(b: u8) -> bool {
+    crate::token::is_base64url(b) | (b == b'.') | (b == b'~') | (b == b'+') | (b == b'/')
+}
 
 fn is_b64token(token: &str) -> bool {
     let body = token.trim_end_matches('=');
-    !body.is_empty() && body.bytes().fold(true, |ok, b| ok & B64TOKEN[b as usize])
+    !body.is_empty() && body.bytes().fold(true, |ok, b| ok & is_b64token_byte(b))
 }
 
 /// The `access_token` query parameter: `Some(Ok)` when present once and well-formed.
@@ -105,6 +100,16 @@ mod tests {
 
     fn one(v: &str) -> Result<&str, AuthError> {
         bearer_token([v.as_bytes()], None, CredentialSources::default())
+    }
+
+    #[test]
+    fn b64token_alphabet_is_exact() {
+        for b in 0..=u8::MAX {
+            let expected = b.is_ascii_alphanumeric() || b"-._~+/".contains(&b);
+            assert_eq!(is_b64token_byte(b), expected, "byte {b:#04x}");
+            let base64url = b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
+            assert_eq!(crate::token::is_base64url(b), base64url, "byte {b:#04x}");
+        }
     }
 
     #[test]

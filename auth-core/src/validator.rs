@@ -345,9 +345,11 @@ impl Validator {
         if let Some(cache) = &inner.cache
             && let Some(entry) = cache.get(token)
         {
-            if unix_now() < entry.valid_until && inner.issuers[entry.issuer].keys.still_trusts(&entry.key) {
+            if unix_now() < entry.valid_until
+                && inner.issuers[entry.issuer].keys.still_trusts(entry.principal.key_id(), entry.key)
+            {
                 // One counter per hit: `accepted` is derived (misses accepted + hits).
-                Metrics::inc(&inner.metrics.cache_hits);
+                inner.metrics.cache_hits.add_one();
                 return Ok(entry.principal);
             }
             cache.remove(token);
@@ -364,10 +366,11 @@ impl Validator {
         let issuer = &inner.issuers[index];
         match self.check(issuer, &header, &claims, &raw, &payload, segments).await {
             Ok((key, valid_until)) => {
-                Metrics::inc(&inner.metrics.accepted);
+                inner.metrics.accepted.add_one();
                 let principal = Principal::new(claims, header.alg, header.kid, payload);
                 if let Some(cache) = &inner.cache {
-                    cache.insert(token, Entry { principal: principal.clone(), issuer: index, key, valid_until });
+                    cache
+                        .insert(token, Entry { principal: principal.clone(), issuer: index, key: key.id, valid_until });
                 }
                 Ok(principal)
             }

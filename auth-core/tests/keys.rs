@@ -244,7 +244,9 @@ async fn removed_key_stops_validating_after_refresh() {
     settle().await;
     let err = validator.validate(&old).await.unwrap_err();
     assert_eq!(err.reason(), RejectReason::UnknownKey, "neither the key set nor the token cache keeps a removed key");
+    let hits = validator.metrics().cache_hits;
     validator.validate(&new).await.unwrap();
+    assert_eq!(validator.metrics().cache_hits, hits + 1, "a key republished unchanged keeps its tokens cached");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -20,6 +20,7 @@ struct Fixture {
     jwk: serde_json::Value,
     validator_nocache: Validator,
     validator_cache: Validator,
+    key: TestKey,
 }
 
 fn fixture(alg: Algorithm) -> Fixture {
@@ -40,7 +41,19 @@ fn fixture(alg: Algorithm) -> Fixture {
             .build()
             .unwrap()
     };
-    Fixture { alg, token, jwk, validator_nocache: build(0), validator_cache: build(10_000) }
+    Fixture { alg, token, jwk, validator_nocache: build(0), validator_cache: build(10_000), key }
+}
+
+impl Fixture {
+    /// Another token from the same key, for client `sub`.
+    fn token_for(&self, sub: &str) -> String {
+        let (header, rest) = self.token.split_once('.').unwrap();
+        let (payload, _) = rest.split_once('.').unwrap();
+        let mut claims: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+        claims["sub"] = sub.into();
+        let header = String::from_utf8(URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap();
+        auth_core::testkit::sign_raw(Some(&self.key), &header, &claims.to_string())
+    }
 }
 
 fn raw_verifier(f: &Fixture) -> (ParsedPublicKey, Vec<u8>, Vec<u8>) {
@@ -121,9 +134,72 @@ fn request_parts(c: &mut Criterion) {
     });
 }
 
+/// Work on 1 and 2 threads at once, each thread doing `iters` operations, so that the
+/// time per iteration stays the same when nothing is shared (2x the throughput).
+/// "hit/validator_per_thread" is that ceiling on this machine: the same hits, but each
+/// thread has a validator of its own, so nothing at all is shared (a 2-vCPU VM can fall
+/// well short of 2x even there: the vCPUs may share a physical core).
+/// "hit/same_token" is the worst case for the cache (every thread reads one entry);
+/// "hit/64_callers" spreads the hits over 64 cached tokens, as many callers would.
+fn hit_scaling(c: &mut Criterion) {
+    let f = fixture(Algorithm::ES256);
+    let own = [fixture(Algorithm::ES256), fixture(Algorithm::ES256)];
+    for f in &own {
+        ready(f.validator_cache.validate(&f.token)).unwrap();
+    }
+    let callers: Vec<String> = (0..64).map(|i| f.token_for(&format!("caller-{i}"))).collect();
+    for token in &callers {
+        ready(f.validator_cache.validate(token)).unwrap();
+    }
+    ready(f.validator_cache.validate(&f.token)).unwrap();
+    let mut group = c.benchmark_group("hit_scaling");
+    for threads in [1, 2] {
+        let own = |t: usize, _: usize| drop(ready(own[t].validator_cache.validate(black_box(&own[t].token))).unwrap());
+        let same = |_: usize, _: usize| drop(ready(f.validator_cache.validate(black_box(&f.token))).unwrap());
+        let spread = |t: usize, i: usize| {
+            drop(ready(f.validator_cache.validate(black_box(&callers[(i + t * 7) % callers.len()]))).unwrap())
+        };
+        on_threads(&mut group, &format!("hit/validator_per_thread/{threads}_threads"), threads, own);
+        on_threads(&mut group, &format!("hit/same_token/{threads}_threads"), threads, same);
+        on_threads(&mut group, &format!("hit/64_callers/{threads}_threads"), threads, spread);
+    }
+    group.finish();
+}
+
+/// Runs `op(thread, i)` for i in 0..iters on `threads` threads started together; the
+/// measured time is the slowest thread's.
+fn on_threads(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    threads: usize,
+    op: impl Fn(usize, usize) + Sync,
+) {
+    group.bench_function(name, |b| {
+        b.iter_custom(|iters| {
+            let start = std::sync::Barrier::new(threads);
+            std::thread::scope(|scope| {
+                let workers: Vec<_> = (0..threads)
+                    .map(|t| {
+                        let (start, op) = (&start, &op);
+                        scope.spawn(move || {
+                            start.wait();
+                            let began = std::time::Instant::now();
+                            for i in 0..iters as usize {
+                                op(t, i);
+                            }
+                            began.elapsed()
+                        })
+                    })
+                    .collect();
+                workers.into_iter().map(|w| w.join().unwrap()).max().unwrap()
+            })
+        })
+    });
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(50).measurement_time(std::time::Duration::from_secs(2)).warm_up_time(std::time::Duration::from_millis(500));
-    targets = validate, request_parts
+    targets = validate, request_parts, hit_scaling
 }
 criterion_main!(benches);

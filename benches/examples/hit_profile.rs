@@ -1,6 +1,11 @@
 //! Runs the validation hot paths in a loop, for `valgrind --tool=callgrind` (instruction
 //! counts are repeatable on a noisy machine, unlike times):
 //! `cargo build --release -p benches --example hit_profile && valgrind --tool=callgrind target/release/examples/hit_profile hit`
+//!
+//! Modes: `raw`, `jsonwebtoken`, `miss`, `hit` (one RS256 token, N times), and
+//! `distinct-cache` / `distinct-nocache` (N distinct EdDSA tokens, each validated once,
+//! through a 500-entry cache or none: the difference is the cost of inserting and
+//! evicting when every token is new).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use auth_core::testkit::{DEFAULT_AUDIENCE, TestKey};
@@ -53,6 +58,25 @@ fn main() {
             validation.set_issuer(&["https://issuer.example"]);
             run_jsonwebtoken(&decoding, &validation, &token, iterations)
         }
+        "distinct-cache" | "distinct-nocache" => {
+            let key = TestKey::generate(Algorithm::EdDSA, "ed");
+            let tokens: Vec<String> = (0..iterations)
+                .map(|i| {
+                    let claims = format!(
+                        r#"{{"iss":"https://issuer.example","aud":"{DEFAULT_AUDIENCE}","sub":"c{i}","iat":{now},"exp":{}}}"#,
+                        now + 3600
+                    );
+                    auth_core::testkit::sign_raw(Some(&key), r#"{"alg":"EdDSA","typ":"at+jwt","kid":"ed"}"#, &claims)
+                })
+                .collect();
+            let jwks = serde_json::json!({ "keys": [key.public_jwk()] }).to_string();
+            let validator = Validator::builder()
+                .issuer(Issuer::static_jwks("https://issuer.example", jwks).audience(DEFAULT_AUDIENCE))
+                .token_cache_capacity(if mode == "distinct-cache" { 500 } else { 0 })
+                .build()
+                .unwrap();
+            run_distinct(&validator, &tokens)
+        }
         _ => run(&validator, &token, iterations),
     };
     println!("{mode}: {ok}/{iterations} accepted");
@@ -84,4 +108,9 @@ fn run(validator: &Validator, token: &str, iterations: usize) -> usize {
         ok += usize::from(ready(validator.validate(std::hint::black_box(token))).is_ok());
     }
     ok
+}
+
+#[inline(never)]
+fn run_distinct(validator: &Validator, tokens: &[String]) -> usize {
+    tokens.iter().filter(|token| ready(validator.validate(std::hint::black_box(token))).is_ok()).count()
 }

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use foldhash::fast::RandomState;
 
@@ -25,9 +26,24 @@ const JWK_B64: GeneralPurpose = GeneralPurpose::new(
     GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
 
+/// Names one parsed key for as long as it stays published: a refresh that republishes a
+/// key unchanged keeps the old [`VerifyingKey`], and so its id. The verified-token cache
+/// holds this id rather than an `Arc`, so that a cache hit does not write a reference
+/// count shared by every request the key verified (a cache line bounced between cores).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct KeyId(u64);
+
+impl KeyId {
+    fn next() -> KeyId {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        KeyId(NEXT.fetch_add(1, Relaxed))
+    }
+}
+
 /// One public key, ready to verify: its type, the algorithms it may be used with, and
 /// the key itself, parsed once when the key set is loaded.
 pub(crate) struct VerifyingKey {
+    pub(crate) id: KeyId,
     pub(crate) kid: Option<Box<str>>,
     pub(crate) kind: KeyKind,
     /// Key type ∩ the JWK's `alg` (when present) ∩ the issuer's allow-list.
@@ -174,6 +190,27 @@ impl KeySet {
                 self.by_kid.get(kid).is_some_and(|keys| keys.iter().any(|k| std::ptr::eq(&**k, key) || k.same_key(key)))
             }
             None => self.all.iter().any(|k| std::ptr::eq(&**k, key) || k.same_key(key)),
+        }
+    }
+
+    /// Whether the key `id` (published under `kid`) is in this set.
+    pub(crate) fn contains_id(&self, kid: Option<&str>, id: KeyId) -> bool {
+        match kid {
+            Some(kid) => self.by_kid.get(kid).is_some_and(|keys| keys.iter().any(|k| k.id == id)),
+            None => self.all.iter().any(|k| k.id == id),
+        }
+    }
+
+    /// Puts `old`'s key in place of each key this set republishes unchanged, so that the
+    /// key keeps its [`KeyId`] (and the tokens it verified stay cached) across a refresh.
+    pub(crate) fn keep_unchanged(&mut self, old: &KeySet) {
+        if old.is_empty() {
+            return;
+        }
+        for slot in self.all.iter_mut().chain(self.by_kid.values_mut().flatten()) {
+            if let Some(same) = old.all.iter().find(|k| k.same_key(slot)) {
+                *slot = same.clone();
+            }
         }
     }
 
@@ -328,7 +365,14 @@ fn to_key(jwk: RawJwk, allowed: AlgorithmSet) -> Result<VerifyingKey, &'static s
         return Err("the key allows none of the issuer's algorithms");
     }
     let verifier = Verifier::new(&public, algorithms, decoding)?;
-    Ok(VerifyingKey { kid: jwk.kid.map(String::into_boxed_str), kind, algorithms, verifier, material: material.into() })
+    Ok(VerifyingKey {
+        id: KeyId::next(),
+        kid: jwk.kid.map(String::into_boxed_str),
+        kind,
+        algorithms,
+        verifier,
+        material: material.into(),
+    })
 }
 
 /// The RSA key as a SubjectPublicKeyInfo, encoded by aws-lc-rs (not by hand).
@@ -483,5 +527,26 @@ mod tests {
         let key = a.keys().next().unwrap();
         assert!(a.contains(key));
         assert!(!b.contains(key));
+    }
+
+    #[test]
+    fn republished_keys_keep_their_id() {
+        let (kept, rotated) =
+            (jwk(Algorithm::ES256, "kept", serde_json::json!({})), jwk(Algorithm::EdDSA, "r", serde_json::json!({})));
+        let old = parse_jwks(format!(r#"{{"keys":[{kept},{rotated}]}}"#).as_bytes(), all(), 10).unwrap();
+        let new_rotated = jwk(Algorithm::EdDSA, "r", serde_json::json!({}));
+        let mut new = parse_jwks(format!(r#"{{"keys":[{new_rotated},{kept}]}}"#).as_bytes(), all(), 10).unwrap();
+        let id = |set: &KeySet, kid: &str| {
+            set.find(Some(kid), set.by_kid[kid][0].algorithms.iter().next().unwrap()).unwrap().id
+        };
+        let (kept_id, rotated_id) = (id(&old, "kept"), id(&old, "r"));
+        assert_ne!(id(&new, "kept"), kept_id, "a fresh parse makes fresh ids");
+        new.keep_unchanged(&old);
+        assert_eq!(id(&new, "kept"), kept_id);
+        assert!(new.contains_id(Some("kept"), kept_id) && new.contains_id(None, kept_id));
+        assert_ne!(id(&new, "r"), rotated_id, "same kid, other key material: a new key");
+        assert!(!new.contains_id(Some("r"), rotated_id) && !new.contains_id(None, rotated_id));
+        assert!(!new.contains_id(Some("r"), kept_id), "an id is looked up under its own kid");
+        assert!(new.keys().any(|k| std::ptr::eq(&**k, &**old.find(Some("kept"), Algorithm::ES256).unwrap())));
     }
 }

@@ -5,5 +5,5 @@ mod keyset;
 mod source;
 
 pub(crate) use fetch::{Fetcher, check_url};
-pub(crate) use keyset::{VerifyingKey, parse_jwks};
+pub(crate) use keyset::{KeyId, VerifyingKey, parse_jwks};
 pub(crate) use source::{KeySource, Origin};

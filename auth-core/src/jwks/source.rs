@@ -20,7 +20,7 @@ use futures_util::future::{BoxFuture, Shared};
 use reqwest::Url;
 
 use super::fetch::{FetchError, Fetched, Fetcher};
-use super::keyset::{KeySet, LookupError, VerifyingKey, parse_jwks};
+use super::keyset::{KeyId, KeySet, LookupError, VerifyingKey, parse_jwks};
 use crate::algorithm::{Algorithm, AlgorithmSet};
 use crate::cache::TokenCache;
 use crate::config::Settings;
@@ -153,8 +153,8 @@ impl KeySource {
     }
 
     /// For a cache hit: whether `key` is still in service, unchanged.
-    pub(crate) fn still_trusts(self: &Arc<Self>, key: &VerifyingKey) -> bool {
-        self.with_usable(|keys| keys.contains(key)).unwrap_or(false)
+    pub(crate) fn still_trusts(self: &Arc<Self>, kid: Option<&str>, key: KeyId) -> bool {
+        self.with_usable(|keys| keys.contains_id(kid, key)).unwrap_or(false)
     }
 
     /// Whether keys are in service now.
@@ -277,8 +277,10 @@ impl KeySource {
                 Ok(())
             }
             Fetched::Document { body, etag, max_age } => {
-                let keys = parse_jwks(&body, self.allowed, self.settings.max_jwks_keys).map_err(|e| e.to_string())?;
+                let mut keys =
+                    parse_jwks(&body, self.allowed, self.settings.max_jwks_keys).map_err(|e| e.to_string())?;
                 let old = current.map(|s| s.keys.clone()).unwrap_or_default();
+                keys.keep_unchanged(&old);
                 self.install(Arc::new(keys), etag, max_age, &old);
                 Ok(())
             }
@@ -293,8 +295,8 @@ impl KeySource {
         let ahead = ttl.mul_f64(0.75 + fastrand::f64() * 0.15);
         let now = Instant::now();
         let changed = !Arc::ptr_eq(&keys, old);
-        let removed: Vec<Arc<VerifyingKey>> =
-            if changed { old.keys().filter(|k| !keys.contains(k)).cloned().collect() } else { Vec::new() };
+        let removed: Vec<KeyId> =
+            if changed { old.keys().filter(|k| !keys.contains(k)).map(|k| k.id).collect() } else { Vec::new() };
         let count = keys.len();
         self.snapshot.store(Some(Arc::new(Snapshot {
             keys,
@@ -308,7 +310,7 @@ impl KeySource {
             self.unknown_kids.invalidate_all();
             tracing::info!(issuer = %self.issuer, keys = count, removed = removed.len(), ttl_secs = ttl.as_secs(), "JWKS installed");
             if let Some(cache) = &self.token_cache {
-                cache.drop_keys(removed);
+                cache.drop_keys(&removed);
             }
         }
     }
