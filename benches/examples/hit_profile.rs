@@ -2,7 +2,8 @@
 //! counts are repeatable on a noisy machine, unlike times):
 //! `cargo build --release -p benches --example hit_profile && valgrind --tool=callgrind target/release/examples/hit_profile hit`
 //!
-//! Modes: `raw`, `jsonwebtoken`, `miss`, `hit` (one RS256 token, N times), and
+//! Modes: `raw`, `jsonwebtoken`, `miss`, `hit` (one RS256 token, N times), `extract`
+//! (`bearer_token` on its `Authorization: Bearer` header, N times), and
 //! `distinct-cache` / `distinct-nocache` (N distinct EdDSA tokens, each validated once,
 //! through a 500-entry cache or none: the difference is the cost of inserting and
 //! evicting when every token is new).
@@ -58,6 +59,7 @@ fn main() {
             validation.set_issuer(&["https://issuer.example"]);
             run_jsonwebtoken(&decoding, &validation, &token, iterations)
         }
+        "extract" => run_extract(format!("Bearer {token}").as_bytes(), iterations),
         "distinct-cache" | "distinct-nocache" => {
             let key = TestKey::generate(Algorithm::EdDSA, "ed");
             let tokens: Vec<String> = (0..iterations)
@@ -113,4 +115,10 @@ fn run(validator: &Validator, token: &str, iterations: usize) -> usize {
 #[inline(never)]
 fn run_distinct(validator: &Validator, tokens: &[String]) -> usize {
     tokens.iter().filter(|token| ready(validator.validate(std::hint::black_box(token))).is_ok()).count()
+}
+
+#[inline(never)]
+fn run_extract(header: &[u8], iterations: usize) -> usize {
+    let sources = auth_core::CredentialSources::default();
+    (0..iterations).filter(|_| auth_core::bearer_token([std::hint::black_box(header)], None, sources).is_ok()).count()
 }
