@@ -37,6 +37,41 @@ pub fn bearer_token<'a, I>(
 where
     I: IntoIterator<Item = &'a [u8]>,
 {
+    bearer_credential(authorization, query, sources)?.checked()
+}
+
+/// A bearer token found in a request, whose `b64token` alphabet may not be checked yet.
+///
+/// Checking the alphabet is a scan of the whole token; [`AccessPolicy`](crate::AccessPolicy)
+/// first looks the token up in the verified-token cache and scans only on a miss. A hit
+/// is the exact string of a token that passed JWS splitting, whose alphabet (base64url
+/// and dots) lies inside `b64token`, so the answer is the same either way.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Credential<'a> {
+    pub(crate) token: &'a str,
+    alphabet_checked: bool,
+}
+
+impl<'a> Credential<'a> {
+    /// The token, once its alphabet is known to be `b64token`.
+    pub(crate) fn checked(self) -> Result<&'a str, AuthError> {
+        if self.alphabet_checked || is_b64token(self.token) {
+            Ok(self.token)
+        } else {
+            Err(RequestError::MalformedAuthorizationHeader.into())
+        }
+    }
+}
+
+/// [`bearer_token`] up to, not including, the header token's alphabet check.
+pub(crate) fn bearer_credential<'a, I>(
+    authorization: I,
+    query: Option<&'a str>,
+    sources: CredentialSources,
+) -> Result<Credential<'a>, AuthError>
+where
+    I: IntoIterator<Item = &'a [u8]>,
+{
     let mut values = authorization.into_iter();
     let header = values.next();
     if values.next().is_some() {
@@ -45,27 +80,24 @@ where
     let query_token = query.and_then(query_access_token);
     match (header, query_token) {
         (Some(_), Some(_)) => Err(RequestError::MultipleTokens.into()),
-        (Some(value), None) => parse_authorization(value),
-        (None, Some(Ok(token))) if sources.query => Ok(token),
+        (Some(value), None) => Ok(Credential { token: split_authorization(value)?, alphabet_checked: false }),
+        (None, Some(Ok(token))) if sources.query => Ok(Credential { token, alphabet_checked: true }),
         (None, Some(Err(()))) if sources.query => Err(RequestError::MalformedAuthorizationHeader.into()),
         (None, _) => Err(AuthError::MissingToken),
     }
 }
 
-/// `Bearer <b64token>`: scheme case-insensitive (RFC 7235 §2.1), one or more spaces,
-/// then `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="` and nothing else.
-fn parse_authorization(value: &[u8]) -> Result<&str, AuthError> {
+/// `Bearer <token>`: scheme case-insensitive (RFC 7235 §2.1), one or more spaces, then
+/// the token, with trailing spaces dropped. The token must also be a `b64token`
+/// (`1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`): see [`Credential`].
+fn split_authorization(value: &[u8]) -> Result<&str, AuthError> {
     let malformed = || AuthError::from(RequestError::MalformedAuthorizationHeader);
     let value = std::str::from_utf8(value).map_err(|_| malformed())?;
     let (scheme, rest) = value.split_once(' ').ok_or_else(malformed)?;
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Err(malformed());
     }
-    let token = rest.trim_start_matches(' ').trim_end_matches(' ');
-    if !is_b64token(token) {
-        return Err(malformed());
-    }
-    Ok(token)
+    Ok(rest.trim_start_matches(' ').trim_end_matches(' '))
 }
 
 /// The b64token alphabet of RFC 6750 §2.1 (see `token::is_base64url` for why comparisons).

@@ -3,7 +3,7 @@
 //! decision and its HTTP rendering are made once.
 
 use crate::claims::Principal;
-use crate::credentials::{CredentialSources, bearer_token};
+use crate::credentials::{CredentialSources, bearer_credential};
 use crate::error::{AuthError, ConfigError};
 use crate::scope::ScopeRequirement;
 use crate::validator::Validator;
@@ -83,15 +83,23 @@ impl AccessPolicy {
     where
         I: IntoIterator<Item = &'a [u8]>,
     {
-        let token = match bearer_token(authorization, query, self.sources) {
-            Ok(token) => token,
+        let credential = match bearer_credential(authorization, query, self.sources) {
+            Ok(credential) => credential,
             Err(AuthError::MissingToken) if self.optional => return Ok(None),
             Err(err) => {
                 self.validator.record(&err);
                 return Err(err);
             }
         };
-        let principal = self.validator.validate(token).await?;
+        // The cache first: a hit is a token that passed every check, its alphabet included
+        // (see `Credential`), so the scan of the whole token is for misses only.
+        let principal = match self.validator.cached(credential.token) {
+            Some(principal) => principal,
+            None => {
+                let token = credential.checked().inspect_err(|err| self.validator.record(err))?;
+                self.validator.validate_uncached(token).await?
+            }
+        };
         if let Some(scopes) = &self.scopes {
             self.validator.check_scopes(&principal, scopes)?;
         }

@@ -263,10 +263,37 @@ impl Validator {
     /// Returns quickly without I/O when the key is cached. May fetch the issuer's keys
     /// (shared with concurrent callers, bounded by the cooldown and the fetch timeout).
     pub async fn validate(&self, token: &str) -> Result<Principal, AuthError> {
-        let result = self.validate_inner(token).await;
-        match &result {
-            Ok(_) => {}
-            Err(err) => self.record(err),
+        match self.cached(token) {
+            Some(principal) => Ok(principal),
+            None => self.validate_uncached(token).await,
+        }
+    }
+
+    /// The principal of `token` from the verified-token cache, when it is there and still
+    /// good: not past its `exp` (or maximum age), and its key still published.
+    pub(crate) fn cached(&self, token: &str) -> Option<Principal> {
+        let inner = &*self.inner;
+        let cache = inner.cache.as_ref()?;
+        if token.len() > inner.settings.max_token_bytes {
+            return None;
+        }
+        let entry = cache.get(token)?;
+        if unix_now() < entry.valid_until
+            && inner.issuers[entry.issuer].keys.still_trusts(entry.principal.key_id(), entry.key)
+        {
+            // One counter per hit: `accepted` is derived (misses accepted + hits).
+            inner.metrics.cache_hits.add_one();
+            return Some(entry.principal);
+        }
+        cache.remove(token);
+        None
+    }
+
+    /// [`validate`](Self::validate) without the cache lookup (the caller made it).
+    pub(crate) async fn validate_uncached(&self, token: &str) -> Result<Principal, AuthError> {
+        let result = self.verify(token).await;
+        if let Err(err) = &result {
+            self.record(err);
         }
         result
     }
@@ -337,22 +364,11 @@ impl Validator {
         err.www_authenticate(self.realm())
     }
 
-    async fn validate_inner(&self, token: &str) -> Result<Principal, AuthError> {
+    /// Every check of a token, then the verified-token cache gets it.
+    async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
         let inner = &*self.inner;
         if token.len() > inner.settings.max_token_bytes {
             return Err(TokenError::TooLarge.into());
-        }
-        if let Some(cache) = &inner.cache
-            && let Some(entry) = cache.get(token)
-        {
-            if unix_now() < entry.valid_until
-                && inner.issuers[entry.issuer].keys.still_trusts(entry.principal.key_id(), entry.key)
-            {
-                // One counter per hit: `accepted` is derived (misses accepted + hits).
-                inner.metrics.cache_hits.add_one();
-                return Ok(entry.principal);
-            }
-            cache.remove(token);
         }
         let segments = token::split(token, inner.settings.max_token_bytes)?;
         let header = token::parse_header(segments.header)?;

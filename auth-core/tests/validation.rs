@@ -382,3 +382,37 @@ fn outside_a_tokio_runtime_a_fetch_fails_closed_instead_of_panicking() {
         other => panic!("expected a 503 at once, got {other:?}"),
     }
 }
+
+/// `AccessPolicy` looks a header's token up in the cache before scanning its alphabet: a
+/// hit answers as a full check would, and every miss still gets the header syntax check.
+#[tokio::test]
+async fn policy_checks_the_header_syntax_on_every_miss() {
+    let (idp, validator) = setup(|idp| idp.jwks_issuer()).await;
+    let policy = auth_core::AccessPolicy::new(validator.clone()).require_scopes(["orders:read"]).unwrap();
+    let token = idp.token().scope("orders:read").sign();
+    let header = format!("Bearer {token}");
+    for _ in 0..3 {
+        let principal = policy.check([header.as_bytes()], None).await.unwrap().unwrap();
+        assert!(principal.scopes().contains("orders:read"));
+    }
+    assert_eq!(validator.metrics().cache_hits, 2);
+    // The cached token with one byte outside b64token, or with padding, is another string:
+    // a miss, so the syntax check (400) or the JWS check (401) answers.
+    for (bad, status) in [
+        (format!("Bearer {token}!"), 400),
+        (format!("Bearer {}", token.replacen('.', ",", 1)), 400),
+        (format!("Bearer {token}=="), 401),
+        (format!("Bearer {token} x"), 400),
+    ] {
+        let err = policy.check([bad.as_bytes()], None).await.unwrap_err();
+        assert_eq!(err.status(), status, "{bad}");
+    }
+    let m = validator.metrics();
+    assert_eq!(m.rejected(RejectReason::InvalidRequest), 3, "each rejection is counted once");
+    assert_eq!(m.rejected(RejectReason::Malformed), 1);
+    assert_eq!(m.cache_hits, 2);
+    // Scopes are checked on hits too.
+    let strict = auth_core::AccessPolicy::new(validator.clone()).require_scopes(["orders:write"]).unwrap();
+    assert_eq!(strict.check([header.as_bytes()], None).await.unwrap_err().status(), 403);
+    assert_eq!(validator.metrics().cache_hits, 3);
+}
