@@ -3,7 +3,7 @@
 //! decision and its HTTP rendering are made once.
 
 use crate::claims::Principal;
-use crate::credentials::{CredentialSources, bearer_credential};
+use crate::credentials::{Credential, CredentialSources, bearer_credential};
 use crate::error::{AuthError, ConfigError};
 use crate::scope::ScopeRequirement;
 use crate::validator::Validator;
@@ -83,14 +83,7 @@ impl AccessPolicy {
     where
         I: IntoIterator<Item = &'a [u8]>,
     {
-        let credential = match bearer_credential(authorization, query, self.sources) {
-            Ok(credential) => credential,
-            Err(AuthError::MissingToken) if self.optional => return Ok(None),
-            Err(err) => {
-                self.validator.record(&err);
-                return Err(err);
-            }
-        };
+        let Some(credential) = self.credential(authorization, query)? else { return Ok(None) };
         // The cache first: a hit is a token that passed every check, its alphabet included
         // (see `Credential`), so the scan of the whole token is for misses only.
         let principal = match self.validator.cached(credential.token) {
@@ -100,10 +93,62 @@ impl AccessPolicy {
                 self.validator.validate_uncached(token).await?
             }
         };
+        self.authorize(principal).map(Some)
+    }
+
+    /// [`check`](Self::check) when the answer needs neither a signature check nor a key
+    /// fetch: a request refused by its headers alone, an optional policy's request without
+    /// a token, or a token from the verified-token cache. `None`: call `check`.
+    ///
+    /// Adapters answer the common case, a caller reusing its token, without an `async`
+    /// state machine or a boxed future.
+    ///
+    /// ```
+    /// # async fn f(policy: auth_core::AccessPolicy, header: &[u8]) {
+    /// let decision = match policy.check_cached([header], None) {
+    ///     Some(decision) => decision,
+    ///     None => policy.check([header], None).await,
+    /// };
+    /// # }
+    /// ```
+    pub fn check_cached<'a, I>(
+        &self,
+        authorization: I,
+        query: Option<&'a str>,
+    ) -> Option<Result<Option<Principal>, AuthError>>
+    where
+        I: IntoIterator<Item = &'a [u8]>,
+    {
+        let credential = match self.credential(authorization, query) {
+            Ok(Some(credential)) => credential,
+            Ok(None) => return Some(Ok(None)),
+            Err(err) => return Some(Err(err)),
+        };
+        let principal = self.validator.cached(credential.token)?;
+        Some(self.authorize(principal).map(Some))
+    }
+
+    /// The request's credential; `Ok(None)` when there is none and the policy is optional.
+    fn credential<'a, I>(&self, authorization: I, query: Option<&'a str>) -> Result<Option<Credential<'a>>, AuthError>
+    where
+        I: IntoIterator<Item = &'a [u8]>,
+    {
+        match bearer_credential(authorization, query, self.sources) {
+            Ok(credential) => Ok(Some(credential)),
+            Err(AuthError::MissingToken) if self.optional => Ok(None),
+            Err(err) => {
+                self.validator.record(&err);
+                Err(err)
+            }
+        }
+    }
+
+    /// The scope requirement, on a verified principal.
+    fn authorize(&self, principal: Principal) -> Result<Principal, AuthError> {
         if let Some(scopes) = &self.scopes {
             self.validator.check_scopes(&principal, scopes)?;
         }
-        Ok(Some(principal))
+        Ok(principal)
     }
 
     /// The response parts for `err`: status, `WWW-Authenticate` value (with the

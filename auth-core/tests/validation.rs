@@ -416,3 +416,29 @@ async fn policy_checks_the_header_syntax_on_every_miss() {
     assert_eq!(strict.check([header.as_bytes()], None).await.unwrap_err().status(), 403);
     assert_eq!(validator.metrics().cache_hits, 3);
 }
+
+/// `check_cached` answers only what needs no verification, and answers it as `check` would.
+#[tokio::test]
+async fn policy_check_cached_answers_without_io_or_defers() {
+    let (idp, validator) = setup(|idp| idp.jwks_issuer()).await;
+    let policy = auth_core::AccessPolicy::new(validator.clone()).require_scopes(["orders:read"]).unwrap();
+    let optional = auth_core::AccessPolicy::new(validator.clone()).optional();
+    let none: [&[u8]; 0] = [];
+    assert_eq!(policy.check_cached(none, None).unwrap().unwrap_err(), AuthError::MissingToken);
+    assert!(optional.check_cached(none, None).unwrap().unwrap().is_none());
+    assert_eq!(policy.check_cached([b"Basic abc".as_slice()], None).unwrap().unwrap_err().status(), 400);
+
+    let token = idp.token().scope("orders:read").sign();
+    let header = format!("Bearer {token}");
+    assert!(policy.check_cached([header.as_bytes()], None).is_none(), "not verified yet: defer to check");
+    assert_eq!(idp.jwks_fetches(), 0, "check_cached never fetches");
+    policy.check([header.as_bytes()], None).await.unwrap().unwrap();
+    let principal = policy.check_cached([header.as_bytes()], None).unwrap().unwrap().unwrap();
+    assert!(principal.scopes().contains("orders:read"));
+
+    let write = auth_core::AccessPolicy::new(validator.clone()).require_scopes(["orders:write"]).unwrap();
+    assert_eq!(write.check_cached([header.as_bytes()], None).unwrap().unwrap_err().status(), 403);
+    let bad = format!("Bearer {token}!");
+    assert!(policy.check_cached([bad.as_bytes()], None).is_none(), "not cached: the full check decides");
+    assert_eq!(policy.check([bad.as_bytes()], None).await.unwrap_err().status(), 400);
+}

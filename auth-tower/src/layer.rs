@@ -1,6 +1,6 @@
 //! [`AuthLayer`] and the [`AuthService`] it wraps services in.
 
-use std::future::Future;
+use std::future::{Future, Ready};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -9,6 +9,7 @@ use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use http::{Request, Response, header};
 use http_body_util::{Either, Full};
+use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -103,7 +104,7 @@ where
 {
     type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
-    type Future = ResponseFuture<Self::Response, S::Error>;
+    type Future = ResponseFuture<S::Future, ResBody, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -113,36 +114,95 @@ where
         // Use the service that was driven to readiness; leave a fresh clone in its place.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let policy = self.policy.clone();
-        let on_rejection = self.on_rejection.clone();
-        ResponseFuture(Box::pin(async move {
+        // Decided without I/O (a cached token, or a refusal from the headers alone): no
+        // boxed future. Only a token that needs verifying takes the async path.
+        let decided = {
             let authorization = request.headers().get_all(header::AUTHORIZATION).iter().map(|v| v.as_bytes());
-            let outcome = policy.check(authorization, request.uri().query()).await;
-            match outcome {
-                Ok(principal) => {
-                    let extensions = request.extensions_mut();
-                    if let Some(principal) = principal {
-                        extensions.insert(principal);
-                    }
-                    extensions.insert(LayerRan { validator: policy.validator().clone() });
-                    Ok(inner.call(request).await?.map(Either::Left))
-                }
-                Err(err) => {
-                    let response = on_rejection.on_rejection(&err, &policy.rejection(&err));
-                    Ok(response.map(|body| Either::Right(Full::new(body))))
-                }
+            self.policy.check_cached(authorization, request.uri().query())
+        };
+        match decided {
+            Some(Ok(principal)) => {
+                admit(&mut request, principal, self.policy.validator());
+                ResponseFuture { state: State::Inner { future: inner.call(request) } }
             }
-        }))
+            Some(Err(err)) => {
+                let response = reject(&self.on_rejection, &self.policy, &err);
+                ResponseFuture { state: State::Rejected { response: std::future::ready(Ok(response)) } }
+            }
+            None => {
+                let policy = self.policy.clone();
+                let on_rejection = self.on_rejection.clone();
+                let future = Box::pin(async move {
+                    let authorization = request.headers().get_all(header::AUTHORIZATION).iter().map(|v| v.as_bytes());
+                    match policy.check(authorization, request.uri().query()).await {
+                        Ok(principal) => {
+                            admit(&mut request, principal, policy.validator());
+                            Ok(inner.call(request).await?.map(Either::Left))
+                        }
+                        Err(err) => Ok(reject(&on_rejection, &policy, &err)),
+                    }
+                });
+                ResponseFuture { state: State::Checking { future } }
+            }
+        }
     }
 }
 
-/// The response future of [`AuthService`].
-pub struct ResponseFuture<T, E>(BoxFuture<'static, Result<T, E>>);
+/// Hands the request's principal (and the proof the layer ran) to the extractors.
+fn admit<B>(request: &mut Request<B>, principal: Option<auth_core::Principal>, validator: &Validator) {
+    let extensions = request.extensions_mut();
+    if let Some(principal) = principal {
+        extensions.insert(principal);
+    }
+    extensions.insert(LayerRan { validator: validator.clone() });
+}
 
-impl<T, E> Future for ResponseFuture<T, E> {
-    type Output = Result<T, E>;
+fn reject<R: OnRejection, B>(
+    on_rejection: &R,
+    policy: &AccessPolicy,
+    err: &auth_core::AuthError,
+) -> Response<ResponseBody<B>> {
+    on_rejection.on_rejection(err, &policy.rejection(err)).map(|body| Either::Right(Full::new(body)))
+}
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.0.as_mut().poll(cx)
+pin_project! {
+    /// The response future of [`AuthService`].
+    pub struct ResponseFuture<F, B, E> {
+        #[pin]
+        state: State<F, B, E>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F, B, E> {
+        /// Admitted without I/O: the inner service's future.
+        Inner { #[pin] future: F },
+        /// Refused without calling the inner service.
+        Rejected { response: Ready<Result<Response<ResponseBody<B>>, E>> },
+        /// The token is being verified (a signature check, maybe a key fetch), then the
+        /// inner service runs.
+        Checking { future: BoxFuture<'static, Result<Response<ResponseBody<B>>, E>> },
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F, B, E>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<ResponseBody<B>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            StateProj::Inner { future } => future.poll(cx).map_ok(|response| response.map(Either::Left)),
+            StateProj::Rejected { response } => Pin::new(response).poll(cx),
+            StateProj::Checking { future } => future.as_mut().poll(cx),
+        }
+    }
+}
+
+impl<F, B, E> std::fmt::Debug for ResponseFuture<F, B, E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
     }
 }

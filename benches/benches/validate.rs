@@ -140,7 +140,9 @@ fn request_parts(c: &mut Criterion) {
 /// thread has a validator of its own, so nothing at all is shared (a 2-vCPU VM can fall
 /// well short of 2x even there: the vCPUs may share a physical core).
 /// "hit/same_token" is the worst case for the cache (every thread reads one entry);
-/// "hit/64_callers" spreads the hits over 64 cached tokens, as many callers would.
+/// "hit/64_callers" spreads the hits over 64 cached tokens, as many callers would, each
+/// caller on both threads; "hit/64_callers_by_thread" keeps each caller on one thread, as
+/// a caller's keep-alive connection stays on one worker.
 fn hit_scaling(c: &mut Criterion) {
     let f = fixture(Algorithm::ES256);
     let own = [fixture(Algorithm::ES256), fixture(Algorithm::ES256)];
@@ -161,7 +163,14 @@ fn hit_scaling(c: &mut Criterion) {
         };
         on_threads(&mut group, &format!("hit/validator_per_thread/{threads}_threads"), threads, own);
         on_threads(&mut group, &format!("hit/same_token/{threads}_threads"), threads, same);
+        // Each caller's keep-alive connection stays on one worker: thread t serves callers
+        // t, t + threads, ...
+        let split = |t: usize, i: usize| {
+            let caller = (i * threads + t) % callers.len();
+            drop(ready(f.validator_cache.validate(black_box(&callers[caller]))).unwrap())
+        };
         on_threads(&mut group, &format!("hit/64_callers/{threads}_threads"), threads, spread);
+        on_threads(&mut group, &format!("hit/64_callers_by_thread/{threads}_threads"), threads, split);
     }
     group.finish();
 }
