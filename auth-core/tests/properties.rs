@@ -249,18 +249,27 @@ fn header(key: usize) -> BoxedStrategy<(Map<String, Value>, bool)> {
     );
     (alg.boxed(), kid.boxed(), typ.boxed(), crit.boxed(), b64.boxed(), extra.boxed())
         .prop_map(|(alg, kid, typ, crit, b64, extra)| {
-            let mut map: Map<String, Value> = extra.into_iter().collect();
-            let mut ok = true;
-            for (name, (value, good)) in [("alg", alg), ("kid", kid), ("typ", typ), ("crit", crit), ("b64", b64)] {
-                map.remove(name);
-                if let Some(value) = value {
-                    map.insert(name.into(), value);
-                }
-                ok &= good;
-            }
-            (map, ok)
+            assemble(extra, [("alg", alg), ("kid", kid), ("typ", typ), ("crit", crit), ("b64", b64)])
         })
         .boxed()
+}
+
+/// A JSON object of `extra` members overlaid with the `named` ones (absent when `None`),
+/// and whether every named member is one the model accepts.
+fn assemble<'a>(
+    extra: std::collections::BTreeMap<String, Value>,
+    named: impl IntoIterator<Item = (&'a str, (Option<Value>, bool))>,
+) -> (Map<String, Value>, bool) {
+    let mut map: Map<String, Value> = extra.into_iter().collect();
+    let mut ok = true;
+    for (name, (value, good)) in named {
+        map.remove(name);
+        if let Some(value) = value {
+            map.insert(name.into(), value);
+        }
+        ok &= good;
+    }
+    (map, ok)
 }
 
 fn claims() -> BoxedStrategy<(Map<String, Value>, bool)> {
@@ -299,18 +308,9 @@ fn claims() -> BoxedStrategy<(Map<String, Value>, bool)> {
     let extra = prop::collection::btree_map("[a-z]{1,3}", any_json(), 0..3);
     (iss.boxed(), aud.boxed(), exp.boxed(), nbf.boxed(), iat.boxed(), scp.boxed(), strings.boxed(), extra.boxed())
         .prop_map(|(iss, aud, exp, nbf, iat, scp, strings, extra)| {
-            let mut map: Map<String, Value> = extra.into_iter().collect();
-            let mut ok = true;
             let named = [("iss", iss), ("aud", aud), ("exp", exp), ("nbf", nbf), ("iat", iat), ("scp", scp)];
             let strings = ["sub", "jti", "client_id", "azp", "scope"].into_iter().zip(strings);
-            for (name, (value, good)) in named.into_iter().chain(strings) {
-                map.remove(name);
-                if let Some(value) = value {
-                    map.insert(name.into(), value);
-                }
-                ok &= good;
-            }
-            (map, ok)
+            assemble(extra, named.into_iter().chain(strings))
         })
         .boxed()
 }
