@@ -366,3 +366,85 @@ async fn redirects_are_followed_only_within_the_origin() {
     assert_eq!(attacker.jwks_fetches(), 0);
     assert_eq!(validator.metrics().refresh_failures, 1);
 }
+
+/// A validator that refreshes only on demand (no refresh-ahead inside a test), with
+/// `cooldown` between fetches.
+fn on_demand(idp: &TestIssuer, cooldown: Duration) -> Validator {
+    Validator::builder()
+        .issuer(idp.jwks_issuer())
+        .refresh_interval(Duration::from_secs(600), Duration::from_secs(600), Duration::from_secs(600))
+        .unknown_kid_cooldown(cooldown)
+        .fetch_timeout(Duration::from_secs(1))
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn item01_a_kid_first_used_inside_the_cooldown_is_accepted_when_it_ends() {
+    let idp = TestIssuer::start().await.unwrap();
+    let cooldown = Duration::from_secs(2);
+    let validator = on_demand(&idp, cooldown);
+    validator.warm_up().await.unwrap();
+    let fetched_at = std::time::Instant::now();
+    let before = idp.jwks_fetches();
+    // The issuer starts signing with a new key right after our fetch (Keycloak does).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    idp.rotate(TestKey::generate(Algorithm::ES256, "es-new"));
+    let token = idp.token().sign();
+    for _ in 0..3 {
+        // Inside the cooldown: refused at once, without a fetch, and not remembered.
+        assert_eq!(validator.validate(&token).await.unwrap_err().reason(), RejectReason::UnknownKey);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(idp.jwks_fetches(), before, "no fetch inside the cooldown");
+    // The refusal scheduled one fetch for the end of the cooldown, without a request.
+    tokio::time::sleep((cooldown + Duration::from_millis(700)).saturating_sub(fetched_at.elapsed())).await;
+    assert_eq!(idp.jwks_fetches() - before, 1, "one fetch when the cooldown ended");
+    let principal = validator.validate(&token).await.expect("the first request after the cooldown is accepted");
+    assert_eq!(principal.key_id(), Some("es-new"));
+    assert_eq!(idp.jwks_fetches() - before, 1, "served from the set fetched at the end of the cooldown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn item01_a_kid_first_seen_while_the_issuer_is_down_is_not_blacklisted() {
+    let idp = TestIssuer::start().await.unwrap();
+    let cooldown = Duration::from_secs(1);
+    let validator = on_demand(&idp, cooldown);
+    validator.warm_up().await.unwrap();
+    tokio::time::sleep(cooldown + Duration::from_millis(100)).await;
+    let attempts = validator.metrics().jwks_fetches;
+    idp.rotate(TestKey::generate(Algorithm::ES256, "es-new"));
+    idp.set_outage(Some(Outage::Refuse)).await.unwrap();
+    let token = idp.token().sign();
+    // The fetch this causes fails: nothing proves the kid absent.
+    assert_eq!(validator.validate(&token).await.unwrap_err().reason(), RejectReason::UnknownKey);
+    assert_eq!(validator.metrics().jwks_fetches - attempts, 1);
+    idp.set_outage(None).await.unwrap();
+    // Inside the cooldown: refused at once; a fetch is scheduled for its end.
+    assert_eq!(validator.validate(&token).await.unwrap_err().reason(), RejectReason::UnknownKey);
+    tokio::time::sleep(cooldown + Duration::from_millis(500)).await;
+    let principal = validator.validate(&token).await.expect("accepted once the issuer is back and the cooldown over");
+    assert_eq!(principal.key_id(), Some("es-new"));
+    assert_eq!(validator.metrics().jwks_fetches - attempts, 2, "the failed fetch and one that succeeded");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn item01_a_kid_proven_absent_is_forgotten_after_one_cooldown() {
+    let idp = TestIssuer::start().await.unwrap();
+    let cooldown = Duration::from_millis(500);
+    let validator = on_demand(&idp, cooldown);
+    validator.warm_up().await.unwrap();
+    tokio::time::sleep(cooldown + Duration::from_millis(100)).await;
+    let key = TestKey::generate(Algorithm::ES256, "es-late");
+    let early = idp.token().key(Arc::new(TestKey::generate(Algorithm::ES256, "es-late"))).sign();
+    // A fetch started after the kid was seen proves it absent: remembered.
+    assert_eq!(validator.validate(&early).await.unwrap_err().reason(), RejectReason::UnknownKey);
+    let attempts = validator.metrics().jwks_fetches;
+    idp.add_key(key);
+    let token = idp.token().key(idp.key("es-late").unwrap()).sign();
+    assert_eq!(validator.validate(&token).await.unwrap_err().reason(), RejectReason::UnknownKey);
+    // Remembered for at most one cooldown: then a request fetches again and is accepted.
+    tokio::time::sleep(cooldown + Duration::from_millis(200)).await;
+    validator.validate(&token).await.expect("the negative memory lasts one cooldown at most");
+    assert_eq!(validator.metrics().jwks_fetches - attempts, 1);
+}
