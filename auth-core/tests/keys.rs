@@ -448,3 +448,52 @@ async fn item01_a_kid_proven_absent_is_forgotten_after_one_cooldown() {
     validator.validate(&token).await.expect("the negative memory lasts one cooldown at most");
     assert_eq!(validator.metrics().jwks_fetches - attempts, 1);
 }
+
+/// A validator shared across runtimes (`#[tokio::test]`s, actix workers): a refresh whose
+/// runtime is dropped mid-fetch must not leave the source believing a fetch is in flight.
+#[test]
+fn item02_a_refresh_cancelled_with_its_runtime_does_not_stop_refreshing() {
+    let runtime = |threads: usize| {
+        tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build().unwrap()
+    };
+    let server = runtime(1); // the issuer outlives every runtime below
+    let idp = server.block_on(TestIssuer::start()).unwrap();
+    let validator = Validator::builder()
+        .issuer(idp.jwks_issuer())
+        .refresh_interval(Duration::from_secs(600), Duration::from_secs(600), Duration::from_secs(600))
+        .unknown_kid_cooldown(Duration::from_millis(200))
+        .fetch_timeout(Duration::from_secs(5))
+        .token_cache_capacity(0)
+        .build()
+        .unwrap();
+    let token = idp.token().sign();
+
+    // 1. Keys fetched on one runtime, which then goes away with its pooled connection.
+    let first = runtime(1);
+    first.block_on(validator.validate(&token)).unwrap();
+    drop(first);
+
+    // 2. A refresh started on a second runtime, dropped while the issuer is answering slowly.
+    server.block_on(idp.set_outage(Some(Outage::Slow(Duration::from_secs(3))))).unwrap();
+    let second = runtime(1);
+    second.block_on(async {
+        let refresh = tokio::time::timeout(Duration::from_millis(300), validator.warm_up()).await;
+        assert!(refresh.is_err(), "the refresh is still in flight when its runtime goes");
+    });
+    drop(second);
+    server.block_on(idp.set_outage(None)).unwrap();
+    std::thread::sleep(Duration::from_millis(300)); // past the cooldown
+
+    // 3. From a third runtime: a new fetch is made and succeeds.
+    let before = idp.jwks_fetches();
+    let third = runtime(1);
+    third.block_on(async {
+        let refresh = tokio::time::timeout(Duration::from_secs(3), validator.warm_up()).await;
+        refresh.expect("the refresh does not hang").expect("a new fetch succeeds");
+        idp.rotate(TestKey::generate(Algorithm::ES256, "es-2"));
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let principal = validator.validate(&idp.token().sign()).await.expect("an unknown kid still triggers a fetch");
+        assert_eq!(principal.key_id(), Some("es-2"));
+    });
+    assert_eq!(idp.jwks_fetches() - before, 2, "the forced refresh and the unknown-kid refresh");
+}
