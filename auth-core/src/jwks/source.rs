@@ -6,8 +6,13 @@
 //!   with the keys they have.
 //! - An unknown `kid` triggers a refresh that every concurrent caller shares (single
 //!   flight); at most one starts per cooldown, counted from the last attempt whether it
-//!   failed or not. Inside the cooldown an unknown kid fails at once, and recently
-//!   unknown kids are remembered so junk kids do not spend the refresh.
+//!   failed or not. Inside the cooldown an unknown kid fails at once and schedules one
+//!   fetch for the end of the cooldown, so that a key the issuer started signing with
+//!   right after our last fetch is served from the first request after the cooldown.
+//! - A kid is remembered as unknown (refused without a fetch) only after a successful
+//!   fetch that started after the kid was first seen did not contain it, and for one
+//!   cooldown at most: a kid refused inside the cooldown, or while the issuer is down,
+//!   was never proven absent.
 //! - When the issuer fails, the last good keys serve until `max_stale` past their
 //!   expiry; then lookups fail closed with `KeysUnavailable` until a fetch succeeds.
 
@@ -27,10 +32,9 @@ use crate::config::Settings;
 use crate::error::{AuthError, TokenError};
 use crate::metrics::Metrics;
 
-/// How unknown kids are remembered: bounded, and forgotten after this long or as soon
-/// as a new key set arrives.
+/// How many kids proven unknown are remembered (each for one cooldown at most, and
+/// forgotten as soon as a different key set arrives).
 const NEGATIVE_CACHE_CAPACITY: u64 = 1024;
-const NEGATIVE_CACHE_TTL: Duration = Duration::from_secs(300);
 
 /// Where the keys come from.
 pub(crate) enum Origin {
@@ -48,12 +52,24 @@ pub(crate) struct Snapshot {
     etag: Option<String>,
 }
 
-type RefreshFuture = Shared<BoxFuture<'static, ()>>;
+/// What a finished refresh tells the requests that waited on it.
+#[derive(Debug, Clone, Copy)]
+struct Outcome {
+    /// When the fetch started: a kid first seen before then, and absent from the keys it
+    /// installed, is proven unknown.
+    started: Instant,
+    /// Whether the issuer answered with a key set (new, or confirmed by a 304).
+    succeeded: bool,
+}
+
+type RefreshFuture = Shared<BoxFuture<'static, Outcome>>;
 
 #[derive(Default)]
 struct RefreshState {
     in_flight: Option<RefreshFuture>,
     last_attempt: Option<Instant>,
+    /// A fetch is scheduled for the end of the cooldown.
+    refresh_scheduled: bool,
 }
 
 pub(crate) struct KeySource {
@@ -101,7 +117,7 @@ impl KeySource {
             refresh: Mutex::new(RefreshState::default()),
             unknown_kids: moka::sync::Cache::builder()
                 .max_capacity(NEGATIVE_CACHE_CAPACITY)
-                .time_to_live(NEGATIVE_CACHE_TTL)
+                .time_to_live(settings.unknown_kid_cooldown.max(Duration::from_millis(1)))
                 .build(),
             settings,
             fetcher,
@@ -116,36 +132,41 @@ impl KeySource {
         kid: Option<&str>,
         alg: Algorithm,
     ) -> Result<Arc<VerifyingKey>, AuthError> {
+        let seen = Instant::now();
         // The snapshot guard is a cheap, lock-free read; it must not live across an await.
         let found = self.with_usable(|keys| keys.find(kid, alg).cloned());
-        match found {
+        let outcome = match found {
             Some(Ok(key)) => return Ok(key),
             Some(Err(LookupError::NotFound)) => {
-                if matches!(self.origin, Origin::Static) {
+                if matches!(self.origin, Origin::Static) || kid.is_some_and(|kid| self.unknown_kids.contains_key(kid)) {
                     return Err(TokenError::UnknownKey.into());
                 }
-                if kid.is_some_and(|kid| self.unknown_kids.contains_key(kid)) {
-                    return Err(TokenError::UnknownKey.into());
+                match self.begin_refresh(false) {
+                    Some(refresh) => refresh.await,
+                    None => {
+                        // Inside the cooldown. Nothing proved the kid absent: refuse it now,
+                        // do not remember it, and look again when the cooldown ends.
+                        self.refresh_when_cooldown_ends();
+                        return Err(TokenError::UnknownKey.into());
+                    }
                 }
-                let Some(refresh) = self.begin_refresh(false) else {
-                    self.remember_unknown(kid);
-                    return Err(TokenError::UnknownKey.into());
-                };
-                refresh.await;
             }
             Some(Err(other)) => return Err(lookup_error(other)),
-            None => {
-                let Some(refresh) = self.begin_refresh(false) else {
+            None => match self.begin_refresh(false) {
+                Some(refresh) => refresh.await,
+                None => {
+                    self.refresh_when_cooldown_ends();
                     return Err(self.unavailable());
-                };
-                refresh.await;
-            }
-        }
+                }
+            },
+        };
         match self.with_usable(|keys| keys.find(kid, alg).cloned()) {
             None => Err(self.unavailable()),
             Some(Ok(key)) => Ok(key),
             Some(Err(LookupError::NotFound)) => {
-                self.remember_unknown(kid);
+                if outcome.succeeded && outcome.started >= seen {
+                    self.remember_unknown(kid);
+                }
                 Err(TokenError::UnknownKey.into())
             }
             Some(Err(other)) => Err(lookup_error(other)),
@@ -223,16 +244,38 @@ impl KeySource {
         // does not cancel it for everybody else waiting on it.
         let this = self.clone();
         let task = runtime.spawn(async move {
-            this.fetch_and_install().await;
+            let succeeded = this.fetch_and_install().await;
             this.state().in_flight = None;
+            Outcome { started: now, succeeded }
         });
-        let shared = async move {
-            let _ = task.await;
-        }
-        .boxed()
-        .shared();
+        let shared = async move { task.await.unwrap_or(Outcome { started: now, succeeded: false }) }.boxed().shared();
         state.in_flight = Some(shared.clone());
         Some(shared)
+    }
+
+    /// Schedules one fetch for the moment the cooldown ends (unless one is scheduled or in
+    /// flight already). The task holds the source weakly: it never keeps a dropped
+    /// validator alive, and its flag is cleared however the task ends.
+    fn refresh_when_cooldown_ends(self: &Arc<Self>) {
+        let (at, runtime) = {
+            let mut state = self.state();
+            if state.refresh_scheduled || state.in_flight.is_some() {
+                return;
+            }
+            let Some(last) = state.last_attempt else { return };
+            let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+            state.refresh_scheduled = true;
+            (last.checked_add(self.settings.unknown_kid_cooldown).unwrap_or(last), runtime)
+        };
+        let source = Arc::downgrade(self);
+        runtime.spawn(async move {
+            let flag = ScheduledFlag(source.clone());
+            tokio::time::sleep_until(at.into()).await;
+            drop(flag);
+            if let Some(refresh) = source.upgrade().and_then(|source| source.begin_refresh(false)) {
+                refresh.await;
+            }
+        });
     }
 
     fn unavailable(&self) -> AuthError {
@@ -244,17 +287,18 @@ impl KeySource {
     }
 
     fn remember_unknown(&self, kid: Option<&str>) {
-        if let Some(kid) = kid {
+        if let Some(kid) = kid.filter(|_| !self.settings.unknown_kid_cooldown.is_zero()) {
             self.unknown_kids.insert(kid.into(), ());
         }
     }
 
-    async fn fetch_and_install(&self) {
-        if let Err(err) = self.try_fetch_and_install().await {
-            Metrics::inc(&self.metrics.refresh_failures);
-            let stale = self.snapshot.load().is_some();
-            tracing::warn!(issuer = %self.issuer, error = %err, serving_last_good_keys = stale, "JWKS refresh failed");
-        }
+    /// Whether the issuer answered with a key set.
+    async fn fetch_and_install(&self) -> bool {
+        let Err(err) = self.try_fetch_and_install().await else { return true };
+        Metrics::inc(&self.metrics.refresh_failures);
+        let stale = self.snapshot.load().is_some();
+        tracing::warn!(issuer = %self.issuer, error = %err, serving_last_good_keys = stale, "JWKS refresh failed");
+        false
     }
 
     async fn try_fetch_and_install(&self) -> Result<(), String> {
@@ -346,6 +390,18 @@ impl KeySource {
         super::fetch::check_url(&url, self.settings.allow_insecure_http).map_err(|e| format!("discovery: {e}"))?;
         *jwks_uri.lock().unwrap_or_else(|p| p.into_inner()) = Some(url.clone());
         Ok(url)
+    }
+}
+
+/// Clears [`RefreshState::refresh_scheduled`] when the scheduled task ends, whether it
+/// ran, was cancelled with its runtime, or panicked.
+struct ScheduledFlag(std::sync::Weak<KeySource>);
+
+impl Drop for ScheduledFlag {
+    fn drop(&mut self) {
+        if let Some(source) = self.0.upgrade() {
+            source.state().refresh_scheduled = false;
+        }
     }
 }
 
