@@ -53,7 +53,10 @@ pub(crate) enum Fetched {
 
 impl Fetcher {
     /// The default client: connect and total timeouts, redirects only within the same
-    /// origin (a JWKS URL must not be bounced to a host we were not told to trust).
+    /// origin (a JWKS URL must not be bounced to a host we were not told to trust), and
+    /// no idle connections kept: fetches are minutes apart, and a pooled connection
+    /// belongs to the runtime that opened it, which may be gone by the next fetch when a
+    /// validator is shared across runtimes.
     pub(crate) fn default_client(timeout: Duration) -> Result<reqwest::Client, ConfigError> {
         reqwest::Client::builder()
             .connect_timeout(timeout)
@@ -67,6 +70,7 @@ impl Fetcher {
                 });
                 if attempt.previous().len() > 5 || !same_origin { attempt.stop() } else { attempt.follow() }
             }))
+            .pool_max_idle_per_host(0)
             .user_agent(concat!("auth-core/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| ConfigError::HttpClient(e.to_string()))
@@ -82,11 +86,21 @@ impl Fetcher {
 
     async fn get_inner(&self, url: &Url, etag: Option<&str>) -> Result<Fetched, FetchError> {
         let client = self.client.as_ref().ok_or_else(|| FetchError::Url("no HTTP client configured".into()))?;
-        let mut request = client.get(url.clone()).header(http::header::ACCEPT, "application/json");
-        if let Some(etag) = etag {
-            request = request.header(IF_NONE_MATCH, etag);
-        }
-        let mut response = request.send().await.map_err(transport)?;
+        let send = || {
+            let request = client.get(url.clone()).header(http::header::ACCEPT, "application/json");
+            match etag {
+                Some(etag) => request.header(IF_NONE_MATCH, etag),
+                None => request,
+            }
+            .send()
+        };
+        // Once more on a fresh connection when sending fails: a caller's own client may
+        // hand out a pooled connection whose runtime is gone.
+        let mut response = match send().await {
+            Ok(response) => response,
+            Err(err) if err.is_timeout() => return Err(transport(err)),
+            Err(_) => send().await.map_err(transport)?,
+        };
         let headers = response.headers();
         let max_age = max_age(headers);
         if response.status() == StatusCode::NOT_MODIFIED && etag.is_some() {

@@ -70,6 +70,8 @@ struct RefreshState {
     last_attempt: Option<Instant>,
     /// A fetch is scheduled for the end of the cooldown.
     refresh_scheduled: bool,
+    /// Numbers refreshes, so that a finished one clears only its own `in_flight`.
+    generation: u64,
 }
 
 pub(crate) struct KeySource {
@@ -186,8 +188,10 @@ impl KeySource {
 
     /// Fetches now, ignoring the cooldown (joining a fetch already in flight).
     pub(crate) async fn refresh_now(self: &Arc<Self>) -> Result<(), AuthError> {
-        if let Some(refresh) = self.begin_refresh(true) {
-            refresh.await;
+        if let Some(refresh) = self.begin_refresh(true)
+            && !refresh.await.succeeded
+        {
+            return Err(self.unavailable());
         }
         if self.is_ready() { Ok(()) } else { Err(self.unavailable()) }
     }
@@ -225,7 +229,11 @@ impl KeySource {
         }
         let mut state = self.state();
         if let Some(in_flight) = &state.in_flight {
-            return Some(in_flight.clone());
+            // A finished future is not a fetch in flight, whatever left it there.
+            if in_flight.peek().is_none() {
+                return Some(in_flight.clone());
+            }
+            state.in_flight = None;
         }
         let now = Instant::now();
         if !force
@@ -240,12 +248,18 @@ impl KeySource {
             return None;
         };
         state.last_attempt = Some(now);
+        state.generation += 1;
+        let generation = state.generation;
         // The fetch runs as its own task so that a caller giving up (a dropped request)
-        // does not cancel it for everybody else waiting on it.
+        // does not cancel it for everybody else waiting on it. The guard clears
+        // `in_flight` however the task ends: finished, panicked, or dropped with its
+        // runtime (a validator shared across runtimes), so the next request fetches anew.
         let this = self.clone();
         let task = runtime.spawn(async move {
+            let mut guard = InFlight { source: &this, generation, finished: false };
             let succeeded = this.fetch_and_install().await;
-            this.state().in_flight = None;
+            guard.finished = true;
+            drop(guard);
             Outcome { started: now, succeeded }
         });
         let shared = async move { task.await.unwrap_or(Outcome { started: now, succeeded: false }) }.boxed().shared();
@@ -390,6 +404,30 @@ impl KeySource {
         super::fetch::check_url(&url, self.settings.allow_insecure_http).map_err(|e| format!("discovery: {e}"))?;
         *jwks_uri.lock().unwrap_or_else(|p| p.into_inner()) = Some(url.clone());
         Ok(url)
+    }
+}
+
+/// Marks a refresh task: when it ends, `in_flight` is cleared (if still its own), and a
+/// task that ended without finishing is reported.
+struct InFlight<'a> {
+    source: &'a KeySource,
+    generation: u64,
+    finished: bool,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let mut state = self.source.state();
+        if state.generation == self.generation {
+            state.in_flight = None;
+        }
+        drop(state);
+        if !self.finished {
+            tracing::error!(
+                issuer = %self.source.issuer,
+                "a JWKS refresh ended before finishing (it panicked, or its runtime shut down); the next request fetches again"
+            );
+        }
     }
 }
 
