@@ -497,3 +497,48 @@ fn item02_a_refresh_cancelled_with_its_runtime_does_not_stop_refreshing() {
     });
     assert_eq!(idp.jwks_fetches() - before, 2, "the forced refresh and the unknown-kid refresh");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn item03_readiness_fetches_missing_keys_and_reports_each_issuer() {
+    let down = TestIssuer::start().await.unwrap();
+    let up = TestIssuer::start().await.unwrap();
+    down.set_outage(Some(Outage::Refuse)).await.unwrap();
+    let validator = Validator::builder()
+        .issuer(down.jwks_issuer())
+        .issuer(up.discovery_issuer())
+        .unknown_kid_cooldown(Duration::from_millis(200))
+        .fetch_timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    // Started while one issuer is down, and kept out of traffic: no request ever comes.
+    let readiness = validator.readiness().await;
+    assert!(!readiness.keys_loaded() && !readiness.keys_usable());
+    let [first, second] = readiness.issuers() else { panic!("{readiness:?}") };
+    assert_eq!((first.issuer(), first.keys_loaded()), (down.issuer(), false));
+    assert_eq!((second.issuer(), second.keys_loaded(), second.keys_usable()), (up.issuer(), true, true));
+    assert_eq!(up.jwks_fetches(), 1, "readiness fetched the keys that were missing");
+    // The issuer comes back: the probe alone makes the instance ready.
+    down.set_outage(None).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let readiness = validator.readiness().await;
+    assert!(readiness.keys_loaded() && readiness.keys_usable(), "{readiness:?}");
+    assert!(validator.is_ready());
+    assert_eq!(down.jwks_fetches(), 1);
+    // Ready issuers are not fetched again by the probe.
+    validator.readiness().await;
+    assert_eq!((down.jwks_fetches(), up.jwks_fetches()), (1, 1));
+    assert_eq!(validator.metrics().accepted, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn item03_keys_loaded_once_stays_true_through_an_outage() {
+    let idp = TestIssuer::start().await.unwrap();
+    let validator = fast(&idp).max_stale(Duration::from_millis(300)).build().unwrap();
+    validator.warm_up().await.unwrap();
+    idp.set_outage(Some(Outage::Refuse)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await; // past the lifetime and max_stale
+    let readiness = validator.readiness().await;
+    assert!(readiness.keys_loaded(), "loaded once: the probe that keeps an IdP outage from becoming a deploy outage");
+    assert!(!readiness.keys_usable(), "{readiness:?}");
+    assert!(!validator.is_ready());
+}
