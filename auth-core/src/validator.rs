@@ -17,6 +17,7 @@ use crate::config::{Issuer, KeySourceConfig, Settings, TypPolicy};
 use crate::error::{AuthError, ClaimName, ConfigError, TokenError};
 use crate::jwks::{Fetcher, KeySource, Origin, check_url, parse_jwks};
 use crate::metrics::{Metrics, MetricsSnapshot};
+use crate::readiness::Readiness;
 use crate::scope::ScopeRequirement;
 use crate::token::{self, Header, RawClaims};
 
@@ -339,7 +340,23 @@ impl Validator {
         result
     }
 
-    /// Whether every issuer has keys in service (for a readiness probe).
+    /// The state of every issuer's keys, for probes. An issuer without keys in service
+    /// gets a fetch first (respecting the cooldown, bounded by the fetch timeout), so an
+    /// instance that started while its identity provider was down becomes ready when the
+    /// provider returns, even if no request reaches it.
+    ///
+    /// Gate readiness on [`Readiness::keys_loaded`], not on
+    /// [`keys_usable`](Readiness::keys_usable): see [`Readiness`] for why.
+    pub async fn readiness(&self) -> Readiness {
+        let mut issuers = Vec::with_capacity(self.inner.issuers.len());
+        for issuer in &self.inner.issuers {
+            issuers.push(issuer.keys.readiness().await);
+        }
+        Readiness { issuers }
+    }
+
+    /// Whether every issuer has keys in service now, without fetching (see
+    /// [`readiness`](Self::readiness) for the probe to use).
     pub fn is_ready(&self) -> bool {
         self.inner.issuers.iter().all(|issuer| issuer.keys.is_ready())
     }

@@ -31,6 +31,7 @@ use crate::cache::TokenCache;
 use crate::config::Settings;
 use crate::error::{AuthError, TokenError};
 use crate::metrics::Metrics;
+use crate::readiness::IssuerReadiness;
 
 /// How many kids proven unknown are remembered (each for one cooldown at most, and
 /// forgotten as soon as a different key set arrives).
@@ -184,6 +185,27 @@ impl KeySource {
     pub(crate) fn is_ready(&self) -> bool {
         let now = Instant::now();
         self.snapshot.load().as_ref().is_some_and(|s| s.stale_until.is_none_or(|until| now < until))
+    }
+
+    /// The state of the keys, fetching them first when none are in service (respecting
+    /// the cooldown: inside it, a fetch is scheduled for its end instead).
+    pub(crate) async fn readiness(self: &Arc<Self>) -> IssuerReadiness {
+        if !self.is_ready() {
+            match self.begin_refresh(false) {
+                Some(refresh) => drop(refresh.await),
+                None => self.refresh_when_cooldown_ends(),
+            }
+        }
+        let now = Instant::now();
+        let snapshot = self.snapshot.load();
+        let usable = self.is_ready();
+        IssuerReadiness {
+            issuer: self.issuer.to_string(),
+            loaded: snapshot.is_some(),
+            usable,
+            keys: snapshot.as_ref().filter(|_| usable).map_or(0, |s| s.keys.len()),
+            expires_in: snapshot.as_ref().and_then(|s| s.expires_at).map(|at| at.saturating_duration_since(now)),
+        }
     }
 
     /// Fetches now, ignoring the cooldown (joining a fetch already in flight).
