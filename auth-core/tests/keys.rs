@@ -542,3 +542,57 @@ async fn item03_keys_loaded_once_stays_true_through_an_outage() {
     assert!(!readiness.keys_usable(), "{readiness:?}");
     assert!(!validator.is_ready());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn item04_a_key_set_lives_at_most_one_hour_by_default() {
+    let idp = TestIssuer::start().await.unwrap();
+    idp.set_cache_control(Some("public, max-age=604800")); // a week, as some providers send
+    let validator = Validator::builder().issuer(idp.jwks_issuer()).build().unwrap();
+    validator.warm_up().await.unwrap();
+    let readiness = validator.readiness().await;
+    let expires_in = readiness.issuers()[0].expires_in().unwrap();
+    assert!(expires_in <= Duration::from_secs(3600), "a removed key would validate for {expires_in:?}");
+    assert!(expires_in > Duration::from_secs(3590), "{expires_in:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn item05_a_key_re_pinned_to_another_algorithm_is_rebuilt() {
+    let idp = TestIssuer::start().await.unwrap();
+    let validator = fast(&idp).build().unwrap();
+    let rs256 = idp.token().sign();
+    validator.validate(&rs256).await.unwrap();
+    validator.validate(&rs256).await.unwrap(); // cached
+    // The issuer re-pins the same key material to PS256.
+    let mut jwks = idp.jwks();
+    jwks["keys"][0]["alg"] = "PS256".into();
+    idp.set_jwks_body(Some(("application/json", jwks.to_string().into_bytes())));
+    validator.warm_up().await.unwrap();
+    assert_eq!(validator.metrics().key_sets_installed, 2);
+    let err = validator.validate(&rs256).await.unwrap_err();
+    assert_eq!(err.reason(), RejectReason::KeyAlgorithmMismatch, "the cached RS256 token is refused too");
+    let uncached = idp.token().sign();
+    assert_eq!(validator.validate(&uncached).await.unwrap_err().reason(), RejectReason::KeyAlgorithmMismatch);
+    let ps256 = idp.token().header("alg", "PS256").sign();
+    assert_eq!(validator.validate(&ps256).await.unwrap_err().reason(), RejectReason::InvalidSignature);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn item06_the_same_keys_fetched_again_are_not_a_new_key_set() {
+    let idp = TestIssuer::start().await.unwrap();
+    let validator = fast(&idp).build().unwrap();
+    validator.warm_up().await.unwrap();
+    validator.warm_up().await.unwrap(); // 200, same document (no ETag)
+    let m = validator.metrics();
+    assert_eq!((m.jwks_fetches, m.key_sets_installed), (2, 1), "{m:?}");
+    // Reordered members and keys are the same set too.
+    let mut jwks = idp.jwks();
+    jwks["keys"].as_array_mut().unwrap().reverse();
+    idp.set_jwks_body(Some(("application/json", jwks.to_string().into_bytes())));
+    validator.warm_up().await.unwrap();
+    assert_eq!(validator.metrics().key_sets_installed, 1);
+    // A set that differs is installed.
+    idp.set_jwks_body(None);
+    idp.add_key(TestKey::generate(Algorithm::EdDSA, "ed-2"));
+    validator.warm_up().await.unwrap();
+    assert_eq!(validator.metrics().key_sets_installed, 2);
+}
