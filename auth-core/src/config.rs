@@ -204,7 +204,9 @@ impl Default for Settings {
             max_jwks_bytes: 1024 * 1024,
             max_jwks_keys: 1000,
             min_refresh: Duration::from_secs(60),
-            max_refresh: Duration::from_secs(24 * 3600),
+            // Some issuers send a max-age of days; a removed (compromised) key must stop
+            // validating sooner. With ETag revalidation an hourly check costs little.
+            max_refresh: Duration::from_secs(3600),
             default_refresh: Duration::from_secs(600),
             unknown_kid_cooldown: Duration::from_secs(30),
             max_stale: Duration::from_secs(24 * 3600),

@@ -117,7 +117,11 @@ impl ValidatorBuilder {
     }
 
     /// Bounds for the key-set lifetime taken from `Cache-Control`/`Expires`, and the
-    /// lifetime when the issuer sends neither (defaults 1 min, 24 h, 10 min).
+    /// lifetime when the issuer sends neither (defaults 1 min, 1 h, 10 min).
+    ///
+    /// The maximum bounds how long a key the issuer removed keeps validating: at most
+    /// `max` after the removal while the issuer is reachable; during an outage the last
+    /// good keys may serve up to [`max_stale`](Self::max_stale) longer.
     pub fn refresh_interval(mut self, min: Duration, max: Duration, default: Duration) -> Self {
         self.settings.min_refresh = min;
         self.settings.max_refresh = max;
