@@ -116,9 +116,13 @@ impl VerifyingKey {
         }
     }
 
-    /// Same key type and bytes: a key that is still published.
+    /// The same key, usable the same way: type (and curve), kid, bytes, and the
+    /// algorithms it may verify (a JWK re-pinned to another `alg` is another key).
     pub(crate) fn same_key(&self, other: &VerifyingKey) -> bool {
-        self.kind == other.kind && self.kid == other.kid && self.material == other.material
+        self.kind == other.kind
+            && self.kid == other.kid
+            && self.algorithms == other.algorithms
+            && self.material == other.material
     }
 }
 
