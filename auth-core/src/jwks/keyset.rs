@@ -30,7 +30,7 @@ const JWK_B64: GeneralPurpose = GeneralPurpose::new(
 /// key unchanged keeps the old [`VerifyingKey`], and so its id. The verified-token cache
 /// holds this id rather than an `Arc`, so that a cache hit does not write a reference
 /// count shared by every request the key verified (a cache line bounced between cores).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct KeyId(u64);
 
 impl KeyId {
@@ -216,6 +216,16 @@ impl KeySet {
                 *slot = same.clone();
             }
         }
+    }
+
+    /// Whether this set holds exactly `old`'s keys (after [`keep_unchanged`](Self::keep_unchanged),
+    /// an unchanged key is `old`'s own, so ids compare).
+    pub(crate) fn same_keys_as(&self, old: &KeySet) -> bool {
+        if self.all.len() != old.all.len() {
+            return false;
+        }
+        let old: std::collections::HashSet<KeyId, RandomState> = old.all.iter().map(|k| k.id).collect();
+        self.all.iter().all(|k| old.contains(&k.id))
     }
 
     fn insert(&mut self, key: VerifyingKey) {

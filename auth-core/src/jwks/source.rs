@@ -374,7 +374,10 @@ impl KeySource {
         // started together does not fetch together.
         let ahead = ttl.mul_f64(0.75 + fastrand::f64() * 0.15);
         let now = Instant::now();
-        let changed = !Arc::ptr_eq(&keys, old);
+        // A document that republishes the same keys (a 200 without ETag support, keys
+        // reordered) is not a new key set: nothing to log, count or forget.
+        let changed = !Arc::ptr_eq(&keys, old) && !keys.same_keys_as(old);
+        let keys = if changed { keys } else { old.clone() };
         let removed: Vec<KeyId> =
             if changed { old.keys().filter(|k| !keys.contains(k)).map(|k| k.id).collect() } else { Vec::new() };
         let count = keys.len();
