@@ -168,17 +168,19 @@ async fn no_token_is_401_with_a_bare_bearer_challenge() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn malformed_or_ambiguous_credentials_are_400_invalid_request() {
+async fn other_schemes_are_401_bare_and_several_tokens_400_invalid_request() {
     let idp = issuer().await;
     let server = Server::start(orders_app(validator(&idp)));
     let token = idp.token().scope("orders:read").sign();
 
     let reply = get(server.url("/orders"), Some("Basic dXNlcjpwYXNz")).await;
+    assert_rejected(&reply, 401, "unauthorized", "Bearer");
+    let reply = get(server.url("/orders"), Some("Bearer a b")).await;
     assert_rejected(
         &reply,
-        400,
-        "invalid_request",
-        r#"Bearer error="invalid_request", error_description="the Authorization header is not a well-formed Bearer credential""#,
+        401,
+        "invalid_token",
+        r#"Bearer error="invalid_token", error_description="the token is malformed: the bearer token is not a b64token""#,
     );
 
     let two = reqwest::Client::new()

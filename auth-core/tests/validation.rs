@@ -397,19 +397,18 @@ async fn policy_checks_the_header_syntax_on_every_miss() {
     }
     assert_eq!(validator.metrics().cache_hits, 2);
     // The cached token with one byte outside b64token, or with padding, is another string:
-    // a miss, so the syntax check (400) or the JWS check (401) answers.
-    for (bad, status) in [
-        (format!("Bearer {token}!"), 400),
-        (format!("Bearer {}", token.replacen('.', ",", 1)), 400),
-        (format!("Bearer {token}=="), 401),
-        (format!("Bearer {token} x"), 400),
+    // a miss, so the syntax check or the JWS check answers (401 malformed either way).
+    for bad in [
+        format!("Bearer {token}!"),
+        format!("Bearer {}", token.replacen('.', ",", 1)),
+        format!("Bearer {token}=="),
+        format!("Bearer {token} x"),
     ] {
         let err = policy.check([bad.as_bytes()], None).await.unwrap_err();
-        assert_eq!(err.status(), status, "{bad}");
+        assert_eq!(err.reason(), RejectReason::Malformed, "{bad}");
     }
     let m = validator.metrics();
-    assert_eq!(m.rejected(RejectReason::InvalidRequest), 3, "each rejection is counted once");
-    assert_eq!(m.rejected(RejectReason::Malformed), 1);
+    assert_eq!(m.rejected(RejectReason::Malformed), 4, "each rejection is counted once");
     assert_eq!(m.cache_hits, 2);
     // Scopes are checked on hits too.
     let strict = auth_core::AccessPolicy::new(validator.clone()).require_scopes(["orders:write"]).unwrap();
@@ -426,7 +425,14 @@ async fn policy_check_cached_answers_without_io_or_defers() {
     let none: [&[u8]; 0] = [];
     assert_eq!(policy.check_cached(none, None).unwrap().unwrap_err(), AuthError::MissingToken);
     assert!(optional.check_cached(none, None).unwrap().unwrap().is_none());
-    assert_eq!(policy.check_cached([b"Basic abc".as_slice()], None).unwrap().unwrap_err().status(), 400);
+    assert_eq!(
+        policy.check_cached([b"Basic abc".as_slice()], None).unwrap().unwrap_err(),
+        AuthError::UnsupportedScheme
+    );
+    assert_eq!(
+        optional.check_cached([b"Basic abc".as_slice()], None).unwrap().unwrap_err(),
+        AuthError::UnsupportedScheme
+    );
 
     let token = idp.token().scope("orders:read").sign();
     let header = format!("Bearer {token}");
@@ -440,5 +446,88 @@ async fn policy_check_cached_answers_without_io_or_defers() {
     assert_eq!(write.check_cached([header.as_bytes()], None).unwrap().unwrap_err().status(), 403);
     let bad = format!("Bearer {token}!");
     assert!(policy.check_cached([bad.as_bytes()], None).is_none(), "not cached: the full check decides");
-    assert_eq!(policy.check([bad.as_bytes()], None).await.unwrap_err().status(), 400);
+    assert_eq!(policy.check([bad.as_bytes()], None).await.unwrap_err().reason(), RejectReason::Malformed);
+}
+
+/// RFC 6750 §3.1: a malformed token is 401 `invalid_token`; no credentials, or another
+/// scheme, is 401 with a bare challenge; 400 `invalid_request` only for more than one token.
+#[tokio::test]
+async fn item07_rfc6750_answers() {
+    let (idp, validator) = setup(|idp| idp.jwks_issuer()).await;
+    let token = idp.token().sign();
+    let (h, rest) = token.split_once('.').unwrap();
+    let required = auth_core::AccessPolicy::new(validator.clone());
+    let optional = auth_core::AccessPolicy::new(validator.clone()).optional();
+    let query = auth_core::AccessPolicy::new(validator.clone()).allow_query_token();
+    const BARE: &str = "bare";
+    const INVALID_TOKEN: &str = "invalid_token";
+    const INVALID_REQUEST: &str = "invalid_request";
+    let one = |v: String| vec![v];
+    let cases: Vec<(&str, Vec<String>, Option<String>, u16, &str)> = vec![
+        ("Basic credentials", one("Basic dXNlcjpwYXNz".into()), None, 401, BARE),
+        ("Token scheme", one(format!("Token {token}")), None, 401, BARE),
+        ("a raw JWT without a scheme", one(token.clone()), None, 401, BARE),
+        ("an empty Authorization field", one(String::new()), None, 401, BARE),
+        ("Bearer without a token", one("Bearer".into()), None, 401, INVALID_TOKEN),
+        ("Bearer and a space", one("Bearer ".into()), None, 401, INVALID_TOKEN),
+        ("a byte outside base64url", one(format!("Bearer {token}!")), None, 401, INVALID_TOKEN),
+        ("a space inside the token", one(format!("Bearer {h}. {rest}")), None, 401, INVALID_TOKEN),
+        ("a tab inside the token", one(format!("Bearer {h}.\t{rest}")), None, 401, INVALID_TOKEN),
+        ("padding", one(format!("Bearer {h}=.{rest}")), None, 401, INVALID_TOKEN),
+        ("two segments", one(format!("Bearer {h}.{h}")), None, 401, INVALID_TOKEN),
+        ("two tokens separated by a space", one(format!("Bearer {token} {token}")), None, 401, INVALID_TOKEN),
+        ("a tab after the scheme", one(format!("Bearer\t{token}")), None, 401, INVALID_TOKEN),
+        ("a comma inside the token", one(format!("Bearer {h},{rest}")), None, 401, INVALID_TOKEN),
+        (
+            "two Authorization fields",
+            vec![format!("Bearer {token}"), format!("Bearer {token}")],
+            None,
+            400,
+            INVALID_REQUEST,
+        ),
+        ("two fields merged by a proxy", one(format!("Bearer {token}, Bearer {token}")), None, 400, INVALID_REQUEST),
+        (
+            "a header and a query token",
+            one(format!("Bearer {token}")),
+            Some(format!("access_token={token}")),
+            400,
+            INVALID_REQUEST,
+        ),
+        (
+            "two access_token parameters",
+            vec![],
+            Some(format!("access_token={token}&access_token={token}")),
+            400,
+            INVALID_REQUEST,
+        ),
+    ];
+    for policy in [&required, &optional, &query] {
+        for (name, headers, query, status, code) in &cases {
+            let err = policy.check(headers.iter().map(|v| v.as_bytes()), query.as_deref()).await.expect_err(name);
+            let challenge = policy.rejection(&err).www_authenticate;
+            assert_eq!(err.status(), *status, "{name}: {err:?}");
+            if *code == BARE {
+                assert_eq!(challenge, "Bearer", "{name}");
+            } else {
+                assert!(challenge.starts_with(&format!(r#"Bearer error="{code}""#)), "{name}: {challenge}");
+            }
+        }
+    }
+    // No credentials at all: 401 bare, or anonymous under optional authentication.
+    let none: [&[u8]; 0] = [];
+    let err = required.check(none, None).await.unwrap_err();
+    assert_eq!((err.status(), policy_challenge(&required, &err)), (401, "Bearer".to_owned()));
+    assert!(optional.check(none, None).await.unwrap().is_none());
+    // A query token is malformed (401) only where query tokens are accepted.
+    let bad_query = Some("access_token=a%20b");
+    assert_eq!(query.check(none, bad_query).await.unwrap_err().status(), 401);
+    assert_eq!(required.check(none, bad_query).await.unwrap_err(), AuthError::MissingToken);
+    assert_eq!(
+        query.check(none, Some(&format!("access_token={token}")[..])).await.unwrap().unwrap().key_id(),
+        Some("rs256-1")
+    );
+}
+
+fn policy_challenge(policy: &auth_core::AccessPolicy, err: &AuthError) -> String {
+    policy.rejection(err).www_authenticate
 }

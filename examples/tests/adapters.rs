@@ -43,9 +43,13 @@ async fn both_adapters_answer_the_table_alike() {
     let reader = token().scope("orders:read").sign();
     let mut cases = demo_cases(&idp, AUDIENCE);
     cases.extend([
-        get("bad scheme", vec!["Basic dXNlcjpwYXNz".into()], 400),
-        get("scheme only", vec!["Bearer".into()], 400),
+        get("bad scheme", vec!["Basic dXNlcjpwYXNz".into()], 401),
+        get("another scheme with a JWT", vec![format!("Token {reader}")], 401),
+        get("a JWT without a scheme", vec![reader.clone()], 401),
+        get("scheme only", vec!["Bearer".into()], 401),
+        get("space inside the token", vec![format!("Bearer {}", reader.replacen('.', ". ", 1))], 401),
         get("two headers", vec![format!("Bearer {reader}"), format!("Bearer {reader}")], 400),
+        get("two headers merged by a proxy", vec![format!("Bearer {reader}, Bearer {reader}")], 400),
         get("garbage token", vec!["Bearer not-a-jwt".into()], 401),
         get("alg none", vec![format!("Bearer {}", token().header("alg", "none").sign())], 401),
         get(
@@ -68,7 +72,10 @@ async fn both_adapters_answer_the_table_alike() {
         let challenge = answer.challenge.as_deref().unwrap_or("");
         match case.expect {
             400 => assert!(challenge.contains(r#"error="invalid_request""#), "{}: {challenge}", case.name),
-            401 if case.authorization.is_empty() => assert_eq!(challenge, "Bearer", "{}", case.name),
+            // No credentials, or another scheme: a bare challenge (RFC 6750 §3.1).
+            401 if case.authorization.first().is_none_or(|v| !v.to_ascii_lowercase().starts_with("bearer")) => {
+                assert_eq!(challenge, "Bearer", "{}", case.name)
+            }
             401 => assert!(challenge.contains(r#"error="invalid_token""#), "{}: {challenge}", case.name),
             403 => assert!(
                 challenge.contains(r#"error="insufficient_scope""#) && challenge.contains("scope=\"orders:"),

@@ -27,7 +27,7 @@ use auth_core::{Algorithm, RejectReason as R, TypPolicy};
 use aws_lc_rs::hmac;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use common::{Attack, Env, Raw, b64, bearer, header_for, now, raw, request, rss_kib, token};
+use common::{Attack, Env, Raw, b64, bearer, header_for, malformed, no_bearer, now, raw, request, rss_kib, token};
 use examples::demo::AUDIENCE;
 use serde_json::{Value, json};
 
@@ -626,20 +626,31 @@ async fn encoding_faults() {
     const B64: &str = "RFC 7515 §2, §7.1: base64url without padding; RFC 6750 §2.1 b64token";
     cases.push(token("padding '=' after the signature", B64, format!("{valid}="), R::Malformed));
     cases.push(token("padding '==' after the signature", B64, format!("{valid}=="), R::Malformed));
-    cases.push(request("padding '=' after the header segment", B64, bearer(format!("{h}=.{p}.{s}"))));
-    cases.push(request("padding '=' after the payload segment", B64, bearer(format!("{h}.{p}=.{s}"))));
+    cases.push(malformed("padding '=' after the header segment", B64, bearer(format!("{h}=.{p}.{s}"))));
+    cases.push(malformed("padding '=' after the payload segment", B64, bearer(format!("{h}.{p}=.{s}"))));
     let standard = valid.replace('-', "+").replace('_', "/");
     assert_ne!(standard, valid, "the token has '-' or '_' to translate");
     cases.push(token("standard base64 alphabet (+ and /)", B64, &standard, R::Malformed));
     let std_header = format!("{}.{p}.{s}", STANDARD.encode(good_header));
-    cases.push(request("standard-alphabet padded header", B64, bearer(&std_header)));
+    cases.push(malformed("standard-alphabet padded header", B64, bearer(&std_header)));
     const WS: &str = "RFC 6750 §2.1: b64token has no whitespace; RFC 7515 §7.1: no whitespace in compact form";
-    cases.push(request("space inside the token", WS, bearer(format!("{h}. {p}.{s}"))));
-    cases.push(request("tab inside the token", WS, bearer(format!("{h}.{p}\t.{s}"))));
-    cases.push(request("two tokens separated by a space", WS, bearer(format!("{valid} {valid}"))));
-    cases.push(request("tab between scheme and token", WS, vec![format!("Bearer\t{valid}")]));
-    cases.push(request("token then a comma-separated parameter", WS, bearer(format!("{valid}, realm=\"x\""))));
-    cases.push(request("non-ASCII (UTF-8) inside the token", WS, bearer(format!("{h}.{p}é.{s}"))));
+    cases.push(malformed("space inside the token", WS, bearer(format!("{h}. {p}.{s}"))));
+    cases.push(malformed("tab inside the token", WS, bearer(format!("{h}.{p}\t.{s}"))));
+    cases.push(malformed("two tokens separated by a space", WS, bearer(format!("{valid} {valid}"))));
+    cases.push(malformed("tab between scheme and token", WS, vec![format!("Bearer\t{valid}")]));
+    cases.push(malformed("token then a comma-separated parameter", WS, bearer(format!("{valid}, realm=\"x\""))));
+    cases.push(malformed("non-ASCII (UTF-8) inside the token", WS, bearer(format!("{h}.{p}é.{s}"))));
+    const MERGED: &str = "RFC 9110 §5.3: a proxy may merge two fields into one; RFC 6750 §2: one token per request";
+    cases.push(request(
+        "two Bearer credentials merged into one field",
+        MERGED,
+        bearer(format!("{valid}, Bearer {valid}")),
+    ));
+    cases.push(request("merged, lowercase second scheme", MERGED, bearer(format!("{valid},bearer {valid}"))));
+    const SCHEME: &str = "RFC 6750 §3.1: another scheme is no bearer token: 401, bare challenge";
+    cases.push(no_bearer("the token without a scheme", SCHEME, vec![valid.clone()]));
+    cases.push(no_bearer("scheme Token", SCHEME, vec![format!("Token {valid}")]));
+    cases.push(no_bearer("scheme Bearer- (a look-alike)", SCHEME, vec![format!("Bearer-{valid}")]));
 
     const SEGMENTS: &str = "RFC 7515 §7.1: exactly three segments (5 is JWE, RFC 7516 §7.1, never accepted)";
     cases.push(token("2 segments", SEGMENTS, format!("{h}.{p}"), R::Malformed));
@@ -1039,12 +1050,12 @@ async fn size_faults() {
             R::TooLarge,
         ),
         token("100 KiB of dots", SIZE, ".".repeat(kib100), R::TooLarge),
-        request(
+        no_bearer(
             "100 KiB Basic credentials",
             "RFC 6750 §2.1: only Bearer",
             vec![format!("Basic {}", "a".repeat(kib100))],
         ),
-        request(
+        malformed(
             "100 KiB after Bearer with spaces",
             "RFC 6750 §2.1: b64token",
             vec![format!("Bearer {}", "a b".repeat(kib100 / 3))],
@@ -1142,27 +1153,26 @@ async fn http_level_faults() {
         }
         env.assert_alive().await;
     }
-    // Valid HTTP, not a Bearer credential: our 400 with a challenge, from both.
-    let ours: Vec<(&str, Vec<u8>)> = vec![
+    // Valid HTTP, but bytes no bearer token has: a malformed token (401 invalid_token),
+    // or another scheme (401, bare challenge), from both.
+    let ours: Vec<(&str, Vec<u8>, &str)> = vec![
         (
             "non-UTF-8 bytes in the token",
             head(&[&b"Bearer "[..], h.as_bytes(), &[0xff, 0xfe], b".", p.as_bytes(), b".", s.as_bytes()].concat()),
+            r#"Bearer error="invalid_token""#,
         ),
-        ("Latin-1 scheme", head(&[&b"B\xe9arer "[..], env.valid.as_bytes()].concat())),
+        ("Latin-1 scheme", head(&[&b"B\xe9arer "[..], env.valid.as_bytes()].concat()), "Bearer"),
     ];
-    for (name, request) in &ours {
+    for (name, request, expected) in &ours {
         let mut outcomes = Vec::new();
         for service in &env.services {
             let outcome = raw(&service.base, request).await;
             println!("[http] {name:<36} {:<6} {outcome:?}", service.name);
             match &outcome {
-                Raw::Answered { status: 400, challenge: Some(c) } => {
-                    assert!(c.contains(r#"error="invalid_request""#), "{name}: {c}")
+                Raw::Answered { status: 401, challenge: Some(c) } => {
+                    assert!(c.starts_with(expected) && (c.len() == 6) == (*expected == "Bearer"), "{name}: {c}")
                 }
-                Raw::Answered { status, .. } => {
-                    assert!((400..500).contains(status), "{name}: {} {outcome:?}", service.name)
-                }
-                Raw::Closed(_) => {}
+                other => panic!("{name}: {} answered {other:?}", service.name),
             }
             outcomes.push(outcome);
         }

@@ -44,8 +44,10 @@ pub fn bearer(token: impl AsRef<str>) -> Vec<String> {
 /// What a case must get.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Expect {
-    /// 400 `invalid_request` from our credential parsing.
+    /// 400 `invalid_request`: more than one token in the request.
     BadRequest,
+    /// 401 with a bare `Bearer` challenge: no bearer credential (another scheme).
+    NoBearer,
     /// 401 `invalid_token` for this reason.
     Token(RejectReason),
 }
@@ -64,9 +66,19 @@ pub fn token(name: impl Into<String>, why: &'static str, token: impl AsRef<str>,
     Attack { name: name.into(), why, authorization: bearer(token), expect: Expect::Token(reason) }
 }
 
-/// A hostile `Authorization` header, expected to be 400 `invalid_request`.
+/// A hostile `Authorization` header carrying more than one token: 400 `invalid_request`.
 pub fn request(name: impl Into<String>, why: &'static str, authorization: Vec<String>) -> Attack {
     Attack { name: name.into(), why, authorization, expect: Expect::BadRequest }
+}
+
+/// A malformed `Bearer` credential: 401 `invalid_token` (malformed), RFC 6750 §3.1.
+pub fn malformed(name: impl Into<String>, why: &'static str, authorization: Vec<String>) -> Attack {
+    Attack { name: name.into(), why, authorization, expect: Expect::Token(RejectReason::Malformed) }
+}
+
+/// Credentials of another scheme: 401 with a bare challenge, RFC 6750 §3.1.
+pub fn no_bearer(name: impl Into<String>, why: &'static str, authorization: Vec<String>) -> Attack {
+    Attack { name: name.into(), why, authorization, expect: Expect::NoBearer }
 }
 
 /// An issuer, a validator trusting it for [`AUDIENCE`], and both services.
@@ -185,8 +197,9 @@ impl Env {
             return Err(format!("{name}: axum and actix differ: {:?} vs {:?}", answers[0], answers[1]));
         }
         let (status, code, reason) = match attack.expect {
-            Expect::BadRequest => (400, "invalid_request", RejectReason::InvalidRequest),
-            Expect::Token(reason) => (401, "invalid_token", reason),
+            Expect::BadRequest => (400, Some("invalid_request"), RejectReason::InvalidRequest),
+            Expect::NoBearer => (401, None, RejectReason::UnsupportedScheme),
+            Expect::Token(reason) => (401, Some("invalid_token"), reason),
         };
         let after = self.validator.metrics();
         let counted = after.rejected(reason) - before.rejected(reason);
@@ -197,12 +210,16 @@ impl Env {
             ));
         }
         let challenge = answer.challenge.as_deref().unwrap_or("");
-        if !(challenge.starts_with("Bearer") && challenge.contains(&format!(r#"error="{code}""#))) {
+        let challenge_ok = match code {
+            Some(code) => challenge.starts_with("Bearer") && challenge.contains(&format!(r#"error="{code}""#)),
+            None => challenge == "Bearer",
+        };
+        if !challenge_ok {
             return Err(format!("{name}: challenge {challenge:?}"));
         }
         let body: serde_json::Value =
             serde_json::from_str(&answer.body).map_err(|e| format!("{name}: body {:?}: {e}", answer.body))?;
-        if body["error"] != code {
+        if body["error"] != code.unwrap_or("unauthorized") {
             return Err(format!("{name}: body {body}"));
         }
         for value in &attack.authorization {
@@ -226,6 +243,7 @@ impl Env {
             }
             let expect = match attack.expect {
                 Expect::BadRequest => "400 invalid_request".to_owned(),
+                Expect::NoBearer => "401 (bare challenge)".to_owned(),
                 Expect::Token(reason) => format!("401 {}", reason.as_str()),
             };
             println!("[{category}] {:<60} {expect:<32} {}", truncate(&attack.name, 60), attack.why);
