@@ -202,7 +202,7 @@ async fn other_schemes_are_401_bare_and_several_tokens_400_invalid_request() {
         &reply,
         400,
         "invalid_request",
-        r#"Bearer error="invalid_request", error_description="the token was sent in more than one way""#,
+        r#"Bearer error="invalid_request", error_description="the request carries more than one token""#,
     );
 }
 
@@ -396,8 +396,10 @@ async fn optional_policy_never_treats_an_invalid_token_as_absent() {
         let reply = get(server.url(path), Some(&expired)).await;
         assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{path}: {reply:?}");
         assert_eq!(reply.body["error"], "invalid_token");
+        // Credentials of another scheme are present-but-unusable: 401, never anonymous.
         let reply = get(server.url(path), Some("Basic abc")).await;
-        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{path}: {reply:?}");
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{path}: {reply:?}");
+        assert_eq!(reply.challenge.as_deref(), Some("Bearer"), "{path}");
     }
 }
 

@@ -1,8 +1,12 @@
 //! Finding the bearer token in a request (RFC 6750 §2), framework-free: adapters pass
 //! the raw `Authorization` header values and the query string, and get the token or the
-//! 400/401 that both adapters must answer alike.
+//! refusal both adapters must answer alike (RFC 6750 §3.1):
+//!
+//! - no credentials, or credentials of another scheme: 401 with a bare challenge;
+//! - a `Bearer` credential whose token is malformed: 401 `invalid_token`;
+//! - more than one token in the request: 400 `invalid_request`.
 
-use crate::error::{AuthError, RequestError};
+use crate::error::{AuthError, RequestError, TokenError};
 
 /// Where a token may come from, besides the `Authorization` header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -14,11 +18,14 @@ pub struct CredentialSources {
 /// Extracts the bearer token.
 ///
 /// - No `Authorization` header (and no allowed query token): [`AuthError::MissingToken`].
-/// - More than one `Authorization` header: `invalid_request`.
-/// - A scheme other than `Bearer` (case-insensitive), a missing or malformed token
-///   (RFC 6750 `b64token` syntax), or extra text: `invalid_request`.
-/// - A token in the header *and* the query string, whether or not query tokens are
-///   allowed: `invalid_request` (RFC 6750 §2: one method per request).
+/// - A scheme other than `Bearer` (case-insensitive), or a value with no scheme at all:
+///   [`AuthError::UnsupportedScheme`] (401, bare challenge).
+/// - `Bearer` with a missing or malformed token (RFC 6750 `b64token` syntax, one space
+///   between scheme and token, nothing after it): 401 `invalid_token`.
+/// - More than one token: two `Authorization` fields, two `Bearer` credentials in one
+///   field (as a proxy merging two fields writes them), a token in the header *and* the
+///   query string (whether or not query tokens are allowed), or two `access_token`
+///   parameters: 400 `invalid_request` (RFC 6750 §2: one method, one token).
 ///
 /// ```
 /// use auth_core::{bearer_token, CredentialSources, AuthError};
@@ -27,7 +34,9 @@ pub struct CredentialSources {
 /// assert_eq!(bearer_token(headers, None, CredentialSources::default()).unwrap(), "abc.def.ghi");
 /// assert_eq!(bearer_token([], None, CredentialSources::default()), Err(AuthError::MissingToken));
 /// let basic: [&[u8]; 1] = [b"Basic dXNlcjpwYXNz"];
-/// assert_eq!(bearer_token(basic, None, CredentialSources::default()).unwrap_err().status(), 400);
+/// assert_eq!(bearer_token(basic, None, CredentialSources::default()), Err(AuthError::UnsupportedScheme));
+/// let spaced: [&[u8]; 1] = [b"Bearer abc def"];
+/// assert_eq!(bearer_token(spaced, None, CredentialSources::default()).unwrap_err().status(), 401);
 /// ```
 pub fn bearer_token<'a, I>(
     authorization: I,
@@ -49,16 +58,21 @@ where
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Credential<'a> {
     pub(crate) token: &'a str,
-    alphabet_checked: bool,
+    /// The whole `Authorization` value, to tell a malformed token from two merged
+    /// credentials when the alphabet check fails; `None` for a query token (checked).
+    field: Option<&'a [u8]>,
 }
 
 impl<'a> Credential<'a> {
     /// The token, once its alphabet is known to be `b64token`.
     pub(crate) fn checked(self) -> Result<&'a str, AuthError> {
-        if self.alphabet_checked || is_b64token(self.token) {
-            Ok(self.token)
-        } else {
-            Err(RequestError::MalformedAuthorizationHeader.into())
+        match self.field {
+            None => Ok(self.token),
+            Some(_) if is_b64token(self.token) => Ok(self.token),
+            // Only a value that is not one b64token can hold two credentials (a comma):
+            // looked for here, off the path of every well-formed request.
+            Some(field) if holds_several_bearer_credentials(field) => Err(RequestError::MultipleTokens.into()),
+            Some(_) => Err(TokenError::Malformed("the bearer token is not a b64token").into()),
         }
     }
 }
@@ -79,25 +93,50 @@ where
     }
     let query_token = query.and_then(query_access_token);
     match (header, query_token) {
+        (_, Some(QueryToken::Several)) => Err(RequestError::MultipleTokens.into()),
         (Some(_), Some(_)) => Err(RequestError::MultipleTokens.into()),
-        (Some(value), None) => Ok(Credential { token: split_authorization(value)?, alphabet_checked: false }),
-        (None, Some(Ok(token))) if sources.query => Ok(Credential { token, alphabet_checked: true }),
-        (None, Some(Err(()))) if sources.query => Err(RequestError::MalformedAuthorizationHeader.into()),
+        (Some(value), None) => Ok(Credential { token: split_authorization(value)?, field: Some(value) }),
+        (None, Some(QueryToken::One(token))) if sources.query => Ok(Credential { token, field: None }),
+        (None, Some(QueryToken::Malformed)) if sources.query => {
+            Err(TokenError::Malformed("the access_token parameter is not a b64token").into())
+        }
         (None, _) => Err(AuthError::MissingToken),
     }
 }
 
-/// `Bearer <token>`: scheme case-insensitive (RFC 7235 §2.1), one or more spaces, then
-/// the token, with trailing spaces dropped. The token must also be a `b64token`
+/// `Bearer <token>`: the scheme case-insensitive (RFC 7235 §2.1), then one or more
+/// spaces, then the token; optional white space around the field value is not part of
+/// it (RFC 9110 §5.5). The token must also be a `b64token`
 /// (`1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`): see [`Credential`].
 fn split_authorization(value: &[u8]) -> Result<&str, AuthError> {
-    let malformed = || AuthError::from(RequestError::MalformedAuthorizationHeader);
-    let value = std::str::from_utf8(value).map_err(|_| malformed())?;
-    let (scheme, rest) = value.split_once(' ').ok_or_else(malformed)?;
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return Err(malformed());
+    let value = value.trim_ascii();
+    let scheme_end = value.iter().position(|&b| b == b' ' || b == b'\t').unwrap_or(value.len());
+    let (scheme, rest) = value.split_at(scheme_end);
+    if !scheme.eq_ignore_ascii_case(b"bearer") {
+        return Err(AuthError::UnsupportedScheme);
     }
-    Ok(rest.trim_start_matches(' ').trim_end_matches(' '))
+    let malformed = |what| AuthError::from(TokenError::Malformed(what));
+    let Some(token) = rest.strip_prefix(b" ") else {
+        return Err(malformed(if rest.is_empty() {
+            "the bearer token is empty"
+        } else {
+            "the scheme and the token are not separated by a space"
+        }));
+    };
+    let token = &token[token.iter().take_while(|&&b| b == b' ').count()..];
+    if token.is_empty() {
+        return Err(malformed("the bearer token is empty"));
+    }
+    std::str::from_utf8(token).map_err(|_| malformed("the bearer token is not a b64token"))
+}
+
+/// Whether a field value lists two or more `Bearer` credentials, comma-separated.
+fn holds_several_bearer_credentials(field: &[u8]) -> bool {
+    let bearer = |element: &[u8]| {
+        let element = element.trim_ascii();
+        element.len() > 6 && element[..6].eq_ignore_ascii_case(b"bearer") && element[6] == b' '
+    };
+    field.split(|&b| b == b',').filter(|element| bearer(element)).nth(1).is_some()
 }
 
 /// The b64token alphabet of RFC 6750 §2.1 (see `token::is_base64url` for why comparisons).
@@ -110,17 +149,25 @@ fn is_b64token(token: &str) -> bool {
     !body.is_empty() && body.bytes().fold(true, |ok, b| ok & is_b64token_byte(b))
 }
 
-/// The `access_token` query parameter: `Some(Ok)` when present once and well-formed.
-fn query_access_token(query: &str) -> Option<Result<&str, ()>> {
+/// The `access_token` query parameters.
+enum QueryToken<'a> {
+    One(&'a str),
+    /// One parameter, not a b64token.
+    Malformed,
+    /// More than one.
+    Several,
+}
+
+fn query_access_token(query: &str) -> Option<QueryToken<'_>> {
     let mut found = None;
     for pair in query.split('&') {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
         if name == "access_token" {
             if found.is_some() {
-                return Some(Err(()));
+                return Some(QueryToken::Several);
             }
             // JWS compact serialization needs no percent-encoding; anything else is refused.
-            found = Some(if is_b64token(value) { Ok(value) } else { Err(()) });
+            found = Some(if is_b64token(value) { QueryToken::One(value) } else { QueryToken::Malformed });
         }
     }
     found
@@ -150,23 +197,24 @@ mod tests {
         assert_eq!(one("bearer a.b.c"), Ok("a.b.c"));
         assert_eq!(one("BEARER   a.b.c  "), Ok("a.b.c"));
         assert_eq!(one("Bearer abc=="), Ok("abc=="));
-        for bad in [
-            "Bearer",
-            "Bearer ",
-            "Bearer  ",
-            "Basic abc",
-            "Bearerabc",
-            "Bearer a b",
-            "Bearer a,b",
-            "Bearer ===",
-            "Bearer a\tb",
-            "Token a.b.c",
-            "Bearer a.b.c, Bearer d.e.f",
-            " Bearer a",
-        ] {
-            assert_eq!(one(bad).unwrap_err().status(), 400, "{bad:?}");
+        assert_eq!(one(" Bearer a.b.c\t"), Ok("a.b.c"), "white space around the field value is not part of it");
+        for malformed in
+            ["Bearer", "Bearer ", "Bearer  ", "Bearer a b", "Bearer a,b", "Bearer ===", "Bearer a\tb", "Bearer\ta.b.c"]
+        {
+            let err = one(malformed).unwrap_err();
+            assert!(matches!(err, AuthError::InvalidToken(TokenError::Malformed(_))), "{malformed:?}: {err:?}");
         }
-        assert_eq!(bearer_token([&b"Bearer \xff"[..]], None, CredentialSources::default()).unwrap_err().status(), 400);
+        assert!(matches!(
+            bearer_token([&b"Bearer \xff"[..]], None, CredentialSources::default()),
+            Err(AuthError::InvalidToken(TokenError::Malformed(_)))
+        ));
+        for other in ["Basic abc", "Bearerabc", "Token a.b.c", "a.b.c", "", "B\u{e9}arer a"] {
+            assert_eq!(one(other), Err(AuthError::UnsupportedScheme), "{other:?}");
+        }
+        for merged in ["Bearer a.b.c, Bearer d.e.f", "bearer a,BEARER b", "Bearer a, Basic b, Bearer c"] {
+            assert_eq!(one(merged), Err(RequestError::MultipleTokens.into()), "{merged:?}");
+        }
+        assert!(matches!(one("Bearer a, Basic b"), Err(AuthError::InvalidToken(_))), "one bearer credential");
     }
 
     #[test]
@@ -185,8 +233,14 @@ mod tests {
         let on = CredentialSources { query: true };
         assert_eq!(bearer_token([], Some("access_token=a.b.c"), off), Err(AuthError::MissingToken));
         assert_eq!(bearer_token([], Some("x=1&access_token=a.b.c"), on), Ok("a.b.c"));
-        assert_eq!(bearer_token([], Some("access_token=a%20b"), on).unwrap_err().status(), 400);
-        assert_eq!(bearer_token([], Some("access_token=a&access_token=b"), on).unwrap_err().status(), 400);
+        assert_eq!(bearer_token([], Some("access_token=a%20b"), on).unwrap_err().status(), 401);
+        assert_eq!(bearer_token([], Some("access_token=a%20b"), off), Err(AuthError::MissingToken));
+        for sources in [on, off] {
+            assert_eq!(
+                bearer_token([], Some("access_token=a&access_token=b"), sources),
+                Err(RequestError::MultipleTokens.into())
+            );
+        }
         let header: [&[u8]; 1] = [b"Bearer a.b.c"];
         for sources in [on, off] {
             assert_eq!(

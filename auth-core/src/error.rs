@@ -28,10 +28,15 @@ use crate::scope::ScopeRequirement;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum AuthError {
-    /// The request carries no bearer token at all (RFC 6750 §3.1: no error code).
+    /// The request carries no credentials at all (RFC 6750 §3.1: no error code).
     #[error("a bearer token is required")]
     MissingToken,
-    /// The credentials are malformed or ambiguous (400 `invalid_request`).
+    /// The request carries credentials of another scheme (`Basic`, a token without a
+    /// scheme): 401 with a bare challenge, like no credentials (RFC 6750 §3.1), but never
+    /// anonymous under optional authentication.
+    #[error("a bearer token is required; the request uses another authentication scheme")]
+    UnsupportedScheme,
+    /// The request carries more than one token (400 `invalid_request`).
     #[error(transparent)]
     InvalidRequest(#[from] RequestError),
     /// The token is not acceptable (401 `invalid_token`).
@@ -51,18 +56,17 @@ pub enum AuthError {
     },
 }
 
-/// A malformed or ambiguous request (RFC 6750 §3.1 `invalid_request`, HTTP 400).
+/// A request that carries more than one token (RFC 6750 §3.1 `invalid_request`, HTTP 400).
+/// A malformed token is not one of these: it is [`TokenError::Malformed`] (401).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum RequestError {
     /// More than one `Authorization` header.
     #[error("more than one Authorization header")]
     MultipleAuthorizationHeaders,
-    /// The `Authorization` header is not `Bearer <token>` with a well-formed token.
-    #[error("the Authorization header is not a well-formed Bearer credential")]
-    MalformedAuthorizationHeader,
-    /// The token was sent in more than one way (RFC 6750 §2: exactly one method).
-    #[error("the token was sent in more than one way")]
+    /// More than one token: two `Bearer` credentials in one field, a header and a query
+    /// token, or two `access_token` parameters (RFC 6750 §2: exactly one method).
+    #[error("the request carries more than one token")]
     MultipleTokens,
 }
 
@@ -163,6 +167,7 @@ impl TokenError {
 #[allow(missing_docs)]
 pub enum RejectReason {
     MissingToken,
+    UnsupportedScheme,
     InvalidRequest,
     TooLarge,
     Malformed,
@@ -188,8 +193,9 @@ pub enum RejectReason {
 
 impl RejectReason {
     /// Every reason, in a fixed order (the order of [`MetricsSnapshot::rejections`](crate::MetricsSnapshot)).
-    pub const ALL: [RejectReason; 22] = [
+    pub const ALL: [RejectReason; 23] = [
         RejectReason::MissingToken,
+        RejectReason::UnsupportedScheme,
         RejectReason::InvalidRequest,
         RejectReason::TooLarge,
         RejectReason::Malformed,
@@ -217,6 +223,7 @@ impl RejectReason {
     pub const fn as_str(self) -> &'static str {
         match self {
             RejectReason::MissingToken => "missing_token",
+            RejectReason::UnsupportedScheme => "unsupported_scheme",
             RejectReason::InvalidRequest => "invalid_request",
             RejectReason::TooLarge => "too_large",
             RejectReason::Malformed => "malformed",
@@ -247,7 +254,7 @@ impl AuthError {
     pub const fn status(&self) -> u16 {
         match self {
             AuthError::InvalidRequest(_) => 400,
-            AuthError::MissingToken | AuthError::InvalidToken(_) => 401,
+            AuthError::MissingToken | AuthError::UnsupportedScheme | AuthError::InvalidToken(_) => 401,
             AuthError::InsufficientScope { .. } => 403,
             AuthError::KeysUnavailable { .. } => 503,
         }
@@ -260,7 +267,7 @@ impl AuthError {
             AuthError::InvalidRequest(_) => Some("invalid_request"),
             AuthError::InvalidToken(_) => Some("invalid_token"),
             AuthError::InsufficientScope { .. } => Some("insufficient_scope"),
-            AuthError::MissingToken | AuthError::KeysUnavailable { .. } => None,
+            AuthError::MissingToken | AuthError::UnsupportedScheme | AuthError::KeysUnavailable { .. } => None,
         }
     }
 
@@ -268,7 +275,7 @@ impl AuthError {
     /// `unauthorized` for a missing token and `temporarily_unavailable` for an outage.
     pub const fn body_code(&self) -> &'static str {
         match self {
-            AuthError::MissingToken => "unauthorized",
+            AuthError::MissingToken | AuthError::UnsupportedScheme => "unauthorized",
             AuthError::KeysUnavailable { .. } => "temporarily_unavailable",
             AuthError::InvalidRequest(_) => "invalid_request",
             AuthError::InvalidToken(_) => "invalid_token",
@@ -285,6 +292,7 @@ impl AuthError {
     pub fn reason(&self) -> RejectReason {
         match self {
             AuthError::MissingToken => RejectReason::MissingToken,
+            AuthError::UnsupportedScheme => RejectReason::UnsupportedScheme,
             AuthError::InvalidRequest(_) => RejectReason::InvalidRequest,
             AuthError::InsufficientScope { .. } => RejectReason::InsufficientScope,
             AuthError::KeysUnavailable { .. } => RejectReason::KeysUnavailable,
@@ -321,7 +329,8 @@ impl AuthError {
         if let Some(code) = self.error_code() {
             params.push(("error", code.to_owned()));
         }
-        if !matches!(self, AuthError::MissingToken) {
+        // A request without a bearer credential gets the bare challenge (RFC 6750 §3.1).
+        if !matches!(self, AuthError::MissingToken | AuthError::UnsupportedScheme) {
             params.push(("error_description", self.description()));
         }
         if let AuthError::InsufficientScope { required } = self {
@@ -431,6 +440,7 @@ mod tests {
     fn statuses_and_codes() {
         let cases = [
             (AuthError::MissingToken, 401, None),
+            (AuthError::UnsupportedScheme, 401, None),
             (RequestError::MultipleAuthorizationHeaders.into(), 400, Some("invalid_request")),
             (TokenError::Expired.into(), 401, Some("invalid_token")),
             (AuthError::InsufficientScope { required: ScopeRequirement::all(["a"]) }, 403, Some("insufficient_scope")),
@@ -451,9 +461,10 @@ mod tests {
             err.www_authenticate(None),
             r#"Bearer error="insufficient_scope", error_description="the token lacks the required scope: orders:read orders:write", scope="orders:read orders:write""#
         );
+        assert_eq!(AuthError::UnsupportedScheme.www_authenticate(None), "Bearer");
         assert_eq!(
-            AuthError::from(RequestError::MalformedAuthorizationHeader).www_authenticate(None),
-            r#"Bearer error="invalid_request", error_description="the Authorization header is not a well-formed Bearer credential""#
+            AuthError::from(RequestError::MultipleTokens).www_authenticate(None),
+            r#"Bearer error="invalid_request", error_description="the request carries more than one token""#
         );
     }
 

@@ -19,7 +19,8 @@ use std::task::{Context, Poll, Waker};
 
 use auth_core::testkit::TestKey;
 use auth_core::{
-    Algorithm, AuthError, ConfigError, CredentialSources, Issuer, Principal, RequestError, Validator, bearer_token,
+    Algorithm, AuthError, ConfigError, CredentialSources, Issuer, Principal, RequestError, TokenError, Validator,
+    bearer_token,
 };
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
@@ -429,35 +430,49 @@ proptest! {
         }
     }
 
-    /// One Authorization header built from parts: accepted exactly when the scheme is
-    /// `Bearer` (any case), then one or more spaces, then a b64token, then only spaces.
+    /// One Authorization header built from parts, against the grammar: optional white
+    /// space around the value is dropped; a scheme other than `Bearer` (any case) is no
+    /// bearer credential (bare 401); after `Bearer`, one or more spaces and a b64token
+    /// are accepted; anything else is a malformed token (401), or two merged Bearer
+    /// credentials (400).
     #[test]
     fn authorization_header_model(
         scheme in select(vec!["Bearer", "bearer", "BEARER", "bEaReR", "Basic", "Bearer:", "Token", "", "Bearer,"]),
         sep in select(vec!["", " ", "   ", "\t", " \t"]),
-        token in prop_oneof!["[A-Za-z0-9._~+/-]{1,40}={0,2}", "={1,2}", "[^ ]{0,24}"],
+        token in prop_oneof!["[A-Za-z0-9._~+/-]{1,40}={0,2}", "={1,2}", "[^ ]{0,24}", "[a-z]{1,8}, ?[Bb]earer [a-z]{1,8}"],
         trailing in select(vec!["", " ", "  ", "\t"]),
     ) {
         let value = format!("{scheme}{sep}{token}{trailing}");
-        let b64token = {
-            let body = token.trim_end_matches('=');
+        let b64token = |t: &str| {
+            let body = t.trim_end_matches('=');
             !body.is_empty() && body.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b))
         };
-        let expect_ok = scheme.eq_ignore_ascii_case("bearer")
-            && !sep.is_empty()
-            && sep.bytes().all(|b| b == b' ')
-            && b64token
-            && trailing.bytes().all(|b| b == b' ');
-        match bearer_token([value.as_bytes()], None, CredentialSources::default()) {
-            Ok(got) => {
-                prop_assert!(expect_ok, "accepted {value:?}");
-                prop_assert_eq!(got, token.as_str());
+        let trimmed = value.trim_matches([' ', '\t']);
+        let (found_scheme, rest) = trimmed.split_at(trimmed.find([' ', '\t']).unwrap_or(trimmed.len()));
+        let candidate = rest.strip_prefix(' ').map(|t| t.trim_start_matches(' '));
+        let merged = trimmed
+            .split(',')
+            .filter(|e| e.trim_matches([' ', '\t']).get(..7).is_some_and(|p| p.eq_ignore_ascii_case("bearer ")))
+            .count()
+            >= 2;
+        let expected: Result<&str, &str> = if !found_scheme.eq_ignore_ascii_case("bearer") {
+            Err("no bearer")
+        } else {
+            match candidate {
+                Some(t) if b64token(t) => Ok(t),
+                Some(t) if !t.is_empty() && merged => Err("several"),
+                _ => Err("malformed"),
             }
-            Err(err) => {
-                prop_assert!(!expect_ok, "rejected {value:?}: {err:?}");
-                prop_assert_eq!(&err, &AuthError::from(RequestError::MalformedAuthorizationHeader));
-                check_error(&err, &value);
-            }
+        };
+        match (bearer_token([value.as_bytes()], None, CredentialSources::default()), expected) {
+            (Ok(got), Ok(want)) => prop_assert_eq!(got, want),
+            (Err(AuthError::UnsupportedScheme), Err("no bearer")) => {}
+            (Err(AuthError::InvalidToken(TokenError::Malformed(_))), Err("malformed")) => {}
+            (Err(AuthError::InvalidRequest(RequestError::MultipleTokens)), Err("several")) => {}
+            (got, want) => prop_assert!(false, "{value:?}: got {got:?}, want {want:?}"),
+        }
+        if let Err(err) = bearer_token([value.as_bytes()], None, CredentialSources::default()) {
+            check_error(&err, &value);
         }
     }
 }

@@ -144,7 +144,7 @@ async fn layer_on_axum() {
     assert_eq!(two.status(), 400);
     let basic = reqwest::Client::new().get(format!("{base}/read")).basic_auth("u", Some("p")).send().await.unwrap();
     assert_eq!(basic.status(), 401);
-    assert_eq!(challenge(&basic), "Bearer");
+    assert_eq!(challenge(&basic), r#"Bearer realm="orders""#, "a bare challenge, with the realm");
     let both = get_with(&format!("{base}/read?access_token={good}"), Some(&good)).await;
     assert_eq!(both.status(), 400);
     assert_eq!(get_with(&format!("{base}/read?access_token={good}"), None).await.status(), 401);

@@ -202,7 +202,8 @@ async fn ten_mib_jwks_is_refused_and_the_last_good_keys_serve() {
     let before = env.validator.metrics();
     let rss_before = rss_kib();
     let started = Instant::now();
-    env.validator.warm_up().await.expect("the last good keys are still in service");
+    env.validator.warm_up().await.expect_err("the refresh fails");
+    assert!(env.validator.is_ready(), "the last good keys are still in service");
     let elapsed = started.elapsed();
     let after = env.validator.metrics();
     assert_eq!(after.refresh_failures - before.refresh_failures, 1, "the failure is reported");
