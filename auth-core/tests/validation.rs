@@ -531,3 +531,47 @@ async fn item07_rfc6750_answers() {
 fn policy_challenge(policy: &auth_core::AccessPolicy, err: &AuthError) -> String {
     policy.rejection(err).www_authenticate
 }
+
+/// Until sender constraints are checked, a bound token is refused: accepting it as a
+/// plain bearer token would defeat its binding (RFC 8705 §3, RFC 9449 §7.2).
+#[tokio::test]
+async fn item08_sender_constrained_tokens_are_refused() {
+    let (idp, validator) = setup(|idp| idp.jwks_issuer()).await;
+    for cnf in [
+        json!({"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"}),
+        json!({"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}),
+        json!({}),
+    ] {
+        let token = idp.token().claim("cnf", cnf.clone()).sign();
+        let err = validator.validate(&token).await.unwrap_err();
+        assert_eq!((err.status(), err.error_code()), (401, Some("invalid_token")), "{cnf}");
+        assert_eq!(err.reason(), RejectReason::SenderConstrained, "{cnf}");
+        assert_eq!(err.to_string(), "sender-constrained tokens are not supported");
+    }
+    validator.validate(&idp.token().sign()).await.unwrap();
+}
+
+/// Real tokens reach 8–10 KB (Entra ID, Keycloak with many groups): accepted up to 16 KiB.
+#[tokio::test]
+async fn item09_tokens_up_to_16_kib_are_accepted_by_default() {
+    let (idp, validator) = setup(|idp| idp.jwks_issuer()).await;
+    let groups: Vec<String> = (0..200).map(|i| format!("group-{i:04}-{}", "x".repeat(20))).collect();
+    let large = idp.token().claim("groups", groups).sign();
+    assert!(large.len() > 8_500 && large.len() < 16 * 1024, "{}", large.len());
+    validator.validate(&large).await.expect("an 8.5 KB token is accepted");
+    let too_large = "a".repeat(16 * 1024 + 1);
+    assert_eq!(reason(&validator, &too_large).await, RejectReason::TooLarge);
+}
+
+/// `scope` as a JSON array of strings (some providers emit it; Spring accepts both).
+#[tokio::test]
+async fn item10_scope_may_be_a_json_array() {
+    let (idp, validator) = setup(|idp| idp.jwks_issuer()).await;
+    let token = idp.token().claim("scope", json!(["orders:read", "orders:write"])).sign();
+    let principal = validator.validate(&token).await.unwrap();
+    assert_eq!(principal.scopes().iter().collect::<Vec<_>>(), ["orders:read", "orders:write"]);
+    for bad in [json!(5), json!({"a": 1}), json!([1]), json!(null), json!(["a", 2])] {
+        let token = idp.token().claim("scope", bad.clone()).sign();
+        assert_eq!(reason(&validator, &token).await, RejectReason::InvalidClaim, "{bad}");
+    }
+}
