@@ -128,6 +128,11 @@ pub enum TokenError {
     /// A claim has the wrong JSON type or an out-of-range value.
     #[error("the token's claim {0} is invalid")]
     InvalidClaim(ClaimName),
+    /// The token is bound to a sender (`cnf`: a client certificate or a DPoP key), which
+    /// this library does not check yet: accepting it as a plain bearer token would defeat
+    /// the binding (RFC 8705 §3, RFC 9449 §7.2).
+    #[error("sender-constrained tokens are not supported")]
+    SenderConstrained,
     /// The claims do not fit the application's claims type (adapters' typed extractors).
     #[error("the token's claims do not have the expected shape")]
     UnexpectedClaims,
@@ -187,13 +192,14 @@ pub enum RejectReason {
     InvalidAudience,
     MissingClaim,
     InvalidClaim,
+    SenderConstrained,
     InsufficientScope,
     KeysUnavailable,
 }
 
 impl RejectReason {
     /// Every reason, in a fixed order (the order of [`MetricsSnapshot::rejections`](crate::MetricsSnapshot)).
-    pub const ALL: [RejectReason; 23] = [
+    pub const ALL: [RejectReason; 24] = [
         RejectReason::MissingToken,
         RejectReason::UnsupportedScheme,
         RejectReason::InvalidRequest,
@@ -215,6 +221,7 @@ impl RejectReason {
         RejectReason::InvalidAudience,
         RejectReason::MissingClaim,
         RejectReason::InvalidClaim,
+        RejectReason::SenderConstrained,
         RejectReason::InsufficientScope,
         RejectReason::KeysUnavailable,
     ];
@@ -243,6 +250,7 @@ impl RejectReason {
             RejectReason::InvalidAudience => "invalid_audience",
             RejectReason::MissingClaim => "missing_claim",
             RejectReason::InvalidClaim => "invalid_claim",
+            RejectReason::SenderConstrained => "sender_constrained",
             RejectReason::InsufficientScope => "insufficient_scope",
             RejectReason::KeysUnavailable => "keys_unavailable",
         }
@@ -315,6 +323,7 @@ impl AuthError {
                 TokenError::InvalidAudience => RejectReason::InvalidAudience,
                 TokenError::MissingClaim(_) => RejectReason::MissingClaim,
                 TokenError::InvalidClaim(_) | TokenError::UnexpectedClaims => RejectReason::InvalidClaim,
+                TokenError::SenderConstrained => RejectReason::SenderConstrained,
             },
         }
     }

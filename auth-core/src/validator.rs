@@ -460,6 +460,11 @@ fn check_claims(
     payload: &str,
     now: i64,
 ) -> Result<i64, TokenError> {
+    // Until certificate and DPoP bindings are checked, a bound token is refused rather
+    // than accepted as a plain bearer token.
+    if raw.cnf.is_some() {
+        return Err(TokenError::SenderConstrained);
+    }
     let leeway = issuer.leeway;
     // RFC 7519 §4.1.4: not accepted on or after exp.
     if now >= claims.expires_at.saturating_add(leeway) {
