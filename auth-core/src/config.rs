@@ -211,7 +211,8 @@ impl Default for Settings {
             unknown_kid_cooldown: Duration::from_secs(30),
             max_stale: Duration::from_secs(24 * 3600),
             allow_insecure_http: false,
-            max_token_bytes: 8 * 1024,
+            // Real tokens reach 8–10 KB (Entra ID, Keycloak with many groups or roles).
+            max_token_bytes: 16 * 1024,
             token_cache_capacity: 10_000,
             token_cache_max_ttl: Duration::from_secs(3600),
             realm: None,

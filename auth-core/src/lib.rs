@@ -21,7 +21,7 @@
 //!
 //! # What is checked
 //!
-//! Size (8 KiB) and shape before any decoding; `alg` against the issuer's allow-list and
+//! Size (16 KiB) and shape before any decoding; `alg` against the issuer's allow-list and
 //! the key's type and JWK `alg` (never `none`, never HMAC); `crit` refused; `typ`;
 //! `iss` exact; `aud`; `exp` required; `nbf` and `iat` when present; claims with a wrong
 //! JSON type are errors, never absent; the signature, with a key found only by `kid` in

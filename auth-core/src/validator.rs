@@ -149,7 +149,8 @@ impl ValidatorBuilder {
         self
     }
 
-    /// Longest accepted token, checked before any decoding (default 8 KiB).
+    /// Longest accepted token, checked before any decoding (default 16 KiB: tokens with
+    /// many groups or roles reach 8–10 KB).
     pub fn max_token_bytes(mut self, bytes: usize) -> Self {
         self.settings.max_token_bytes = bytes;
         self

@@ -666,9 +666,9 @@ proptest! {
 
 #[test]
 fn tokens_around_the_size_limit() {
-    // 8 KiB default: one byte over is TooLarge before any decoding; at the limit the
+    // 16 KiB default: one byte over is TooLarge before any decoding; at the limit the
     // shape is checked (and a dot-flood is refused at the third dot).
-    for len in [8191, 8192, 8193, 100_000] {
+    for len in [16_383, 16_384, 16_385, 100_000] {
         for fill in ['A', '.'] {
             let token: String = std::iter::repeat_n(fill, len).collect();
             assert_rejected(validate(&FIXTURE.validator, &token), &token);

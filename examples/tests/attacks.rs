@@ -432,8 +432,8 @@ async fn kid_abuse() {
         let t = env.token().header("kid", kid).sign();
         cases.push(token(format!("kid {name}"), TYPE, &t, R::Malformed));
     }
-    let t = env.token().header("kid", "k".repeat(10_000)).sign();
-    cases.push(token("kid of 10,000 characters (token over 8 KiB)", "size cap before decoding", &t, R::TooLarge));
+    let t = env.token().header("kid", "k".repeat(13_000)).sign();
+    cases.push(token("kid of 13,000 characters (token over 16 KiB)", "size cap before decoding", &t, R::TooLarge));
     // Two kid members: the JSON parser refuses, it does not pick one.
     let key = env.idp.key("rs256-1").unwrap();
     let t = sign_raw(Some(&*key), r#"{"alg":"RS256","kid":"nope","kid":"rs256-1"}"#, &env.claims_json());
@@ -1027,22 +1027,22 @@ async fn typ_required_at_jwt() {
     }
 }
 
-/// Size faults: tokens and header values just over our 8 KiB cap, 100 KiB and 1 MiB.
+/// Size faults: tokens and header values just over our 16 KiB cap, 100 KiB and 1 MiB.
 /// Just over the cap and at 100 KiB our code answers (401 `too_large` before any
-/// decoding, or 400 for a non-Bearer value). At 1 MiB, both HTTP servers refuse the
+/// decoding, 401 malformed, or a bare 401 for a non-Bearer value). At 1 MiB, both HTTP servers refuse the
 /// request head themselves (hyper past ~400 KiB, actix past 128 KiB): 431 or a closed
 /// connection, without our challenge. Memory stays flat over repeated attempts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn size_faults() {
     let env = Env::start(TestIssuer::start().await.unwrap()).await;
-    const SIZE: &str = "size cap (8 KiB) before any base64/JSON work: CVE-2025-30204, CVE-2025-53864 class";
-    let just_over = env.token().claim("pad", "x".repeat(6_300)).sign();
-    assert!(just_over.len() > 8 * 1024 && just_over.len() < 9 * 1024, "{}", just_over.len());
+    const SIZE: &str = "size cap (16 KiB) before any base64/JSON work: CVE-2025-30204, CVE-2025-53864 class";
+    let just_over = env.token().claim("pad", "x".repeat(12_000)).sign();
+    assert!(just_over.len() > 16 * 1024 && just_over.len() < 17 * 1024, "{}", just_over.len());
     let kib100 = 100 * 1024;
     let cases = vec![
-        token("token just over 8 KiB (validly signed)", SIZE, &just_over, R::TooLarge),
-        token("8,193 base64url characters", SIZE, "a".repeat(8 * 1024 + 1), R::TooLarge),
-        token("8,500 dots", SIZE, ".".repeat(8_500), R::TooLarge),
+        token("token just over 16 KiB (validly signed)", SIZE, &just_over, R::TooLarge),
+        token("16,385 base64url characters", SIZE, "a".repeat(16 * 1024 + 1), R::TooLarge),
+        token("16,500 dots", SIZE, ".".repeat(16_500), R::TooLarge),
         token(
             "100 KiB token-shaped",
             SIZE,
