@@ -5,6 +5,11 @@
 //! maximum age), is re-checked against the clock on every hit, and is dropped when the
 //! key that verified it leaves the issuer's key set.
 //!
+//! Bounded in entries and in bytes: each entry weighs its approximate size (the token,
+//! its claims and payload), and at least `max_bytes / capacity`, so the cache holds at
+//! most `capacity` entries and about `max_bytes` of tokens, whichever binds first
+//! (10,000 entries of 17 KB tokens would otherwise take 170 MB).
+//!
 //! Built on `quick_cache` rather than moka: a hit is one read of a sharded lock whose
 //! readers write only their own thread's shard (no shared write, so hits scale across
 //! cores), and an insert is a synchronous bucket and queue update instead of moka's
@@ -16,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use quick_cache::sync::{Cache, DefaultLifecycle};
-use quick_cache::{OptionsBuilder, UnitWeighter};
+use quick_cache::{OptionsBuilder, Weighter};
 
 use crate::claims::Principal;
 use crate::jwks::KeyId;
@@ -30,17 +35,37 @@ pub(crate) struct Entry {
     /// Unix seconds after which the entry must not be served: min(exp, iat + max age,
     /// insertion + the cache's maximum entry lifetime).
     pub(crate) valid_until: i64,
+    /// Set by [`TokenCache::insert`]: what the entry counts against the byte budget.
+    weight: u64,
+}
+
+impl Entry {
+    pub(crate) fn new(principal: Principal, issuer: usize, key: KeyId, valid_until: i64) -> Self {
+        Entry { principal, issuer, key, valid_until, weight: 0 }
+    }
+}
+
+/// Reads the weight computed once at insertion (quick_cache calls this while evicting).
+#[derive(Clone, Copy)]
+struct EntryWeight;
+
+impl Weighter<Box<str>, Entry> for EntryWeight {
+    fn weight(&self, _token: &Box<str>, entry: &Entry) -> u64 {
+        entry.weight
+    }
 }
 
 // foldhash, not SipHash: hashing a 700-byte token with SipHash costs about as much as the
 // rest of a hit. Flooding is not a concern: only verified tokens are inserted.
 type Hasher = foldhash::fast::RandomState;
-type Entries = Cache<Box<str>, Entry, UnitWeighter, Hasher, DefaultLifecycle<Box<str>, Entry>>;
+type Entries = Cache<Box<str>, Entry, EntryWeight, Hasher, DefaultLifecycle<Box<str>, Entry>>;
 
 #[derive(Clone)]
 pub(crate) struct TokenCache {
     entries: Arc<Entries>,
     max_ttl: i64,
+    /// The least an entry weighs: `max_bytes / capacity`, so that weights bound the count.
+    min_weight: u64,
 }
 
 /// Shards of at least this many entries: fewer, larger shards evict closer to a global
@@ -50,27 +75,34 @@ const MIN_SHARD_ENTRIES: u64 = 64;
 const MAX_SHARDS: u64 = 8;
 
 impl TokenCache {
-    pub(crate) fn new(capacity: u64, max_ttl: Duration) -> Self {
+    pub(crate) fn new(capacity: u64, max_bytes: u64, max_ttl: Duration) -> Self {
         let shards = (capacity / MIN_SHARD_ENTRIES).clamp(1, MAX_SHARDS);
         let shards = if shards.is_power_of_two() { shards } else { shards.next_power_of_two() / 2 };
-        // Each shard holds capacity / shards entries, rounded down, so the whole cache never
-        // holds more than `capacity`.
+        // Each shard holds capacity / shards minimum-weight entries, rounded down, and
+        // max_bytes / shards bytes, so the whole cache never holds more than `capacity`
+        // entries nor more than `max_bytes` of weight.
         let per_shard = capacity / shards;
+        let min_weight = (max_bytes / capacity.max(1)).max(1);
+        let shard_weight = per_shard.saturating_mul(min_weight).min(max_bytes / shards).max(1);
         let options = OptionsBuilder::new()
             .shards(shards as usize)
             .estimated_items_capacity((per_shard * shards) as usize)
-            .weight_capacity(per_shard * shards)
+            .weight_capacity(shard_weight * shards)
             .build();
         let entries = match options {
-            Ok(options) => Cache::with_options(options, UnitWeighter, Hasher::default(), DefaultLifecycle::default()),
+            Ok(options) => Cache::with_options(options, EntryWeight, Hasher::default(), DefaultLifecycle::default()),
             // Unreachable with the values above (the builder only rejects missing capacities or
             // out-of-range allocations); fall back to the library's own sizing, still bounded.
-            Err(_) => {
-                Cache::with(capacity as usize, capacity, UnitWeighter, Hasher::default(), DefaultLifecycle::default())
-            }
+            Err(_) => Cache::with(
+                capacity as usize,
+                shard_weight * shards,
+                EntryWeight,
+                Hasher::default(),
+                DefaultLifecycle::default(),
+            ),
         };
         let max_ttl = i64::try_from(max_ttl.as_secs()).unwrap_or(i64::MAX);
-        TokenCache { entries: Arc::new(entries), max_ttl }
+        TokenCache { entries: Arc::new(entries), max_ttl, min_weight }
     }
 
     pub(crate) fn get(&self, token: &str) -> Option<Entry> {
@@ -79,6 +111,8 @@ impl TokenCache {
 
     pub(crate) fn insert(&self, token: &str, mut entry: Entry) {
         entry.valid_until = entry.valid_until.min(crate::clock::unix_now().saturating_add(self.max_ttl));
+        let bytes = (token.len() + entry.principal.heap_bytes()) as u64;
+        entry.weight = bytes.max(self.min_weight);
         self.entries.insert(token.into(), entry);
     }
 
@@ -104,11 +138,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn byte_budget_binds_before_the_entry_count_for_large_entries() {
+        let cache = TokenCache::new(10_000, 1 << 20, Duration::from_secs(60));
+        assert_eq!(cache.min_weight, (1 << 20) / 10_000);
+        assert!(cache.entries.capacity() <= 1 << 20);
+        let tiny = TokenCache::new(1_000, 100, Duration::from_secs(60));
+        assert!(tiny.entries.capacity() <= 100, "{}", tiny.entries.capacity());
+    }
+
+    #[test]
     fn shard_sizing_never_exceeds_the_capacity() {
         for capacity in [1, 2, 31, 63, 64, 100, 500, 1_000, 1_023, 10_000, 100_001] {
-            let cache = TokenCache::new(capacity, Duration::from_secs(60));
-            assert!(cache.entries.capacity() <= capacity, "{capacity}: {}", cache.entries.capacity());
-            assert!(cache.entries.capacity() * 10 >= capacity * 9, "{capacity}: {}", cache.entries.capacity());
+            let cache = TokenCache::new(capacity, 64 << 20, Duration::from_secs(60));
+            let entries = cache.entries.capacity() / cache.min_weight;
+            assert!(entries <= capacity, "{capacity}: {entries}");
+            assert!(entries * 10 >= capacity * 9, "{capacity}: {entries}");
+            assert!(cache.entries.capacity() <= 64 << 20);
         }
     }
 }

@@ -192,6 +192,22 @@ impl Principal {
         &self.0.payload
     }
 
+    /// About how many bytes this principal holds (for the token cache's byte budget).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        let c = &self.0.claims;
+        let opt = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+        std::mem::size_of::<PrincipalInner>()
+            + self.0.payload.len()
+            + c.issuer.len()
+            + opt(&c.subject)
+            + c.audience.iter().map(|a| a.len() + std::mem::size_of::<String>()).sum::<usize>()
+            + opt(&c.jwt_id)
+            + opt(&c.client_id)
+            + opt(&c.authorized_party)
+            + opt(&self.0.key_id)
+            + c.scopes.iter().map(|s| s.len() + std::mem::size_of::<Box<str>>()).sum::<usize>()
+    }
+
     /// Deserializes the verified claims into your own type (every member, not only
     /// the registered ones).
     pub fn custom_claims<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {

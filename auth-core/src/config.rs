@@ -193,6 +193,7 @@ pub(crate) struct Settings {
     pub(crate) allow_insecure_http: bool,
     pub(crate) max_token_bytes: usize,
     pub(crate) token_cache_capacity: u64,
+    pub(crate) token_cache_max_bytes: u64,
     pub(crate) token_cache_max_ttl: Duration,
     pub(crate) realm: Option<String>,
 }
@@ -214,6 +215,7 @@ impl Default for Settings {
             // Real tokens reach 8–10 KB (Entra ID, Keycloak with many groups or roles).
             max_token_bytes: 16 * 1024,
             token_cache_capacity: 10_000,
+            token_cache_max_bytes: 64 * 1024 * 1024,
             token_cache_max_ttl: Duration::from_secs(3600),
             realm: None,
         }
@@ -237,6 +239,12 @@ impl Settings {
         }
         if self.default_refresh < self.min_refresh || self.default_refresh > self.max_refresh {
             return bad("refresh_interval", "the default must lie within [min, max]");
+        }
+        if self.token_cache_capacity > 0 && self.token_cache_max_bytes < 1024 {
+            return bad(
+                "token_cache_max_bytes",
+                "must be at least 1 KiB (token_cache_capacity(0) turns the cache off)",
+            );
         }
         if self.max_token_bytes < 16 {
             return bad("max_token_bytes", "must be at least 16");

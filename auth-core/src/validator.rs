@@ -162,6 +162,14 @@ impl ValidatorBuilder {
         self
     }
 
+    /// Bytes the verified-token cache may hold, about (default 64 MiB): with large tokens
+    /// this binds before the entry count does. Each entry counts the token, its claims and
+    /// payload, and at least `max_bytes / capacity`.
+    pub fn token_cache_max_bytes(mut self, bytes: u64) -> Self {
+        self.settings.token_cache_max_bytes = bytes;
+        self
+    }
+
     /// Longest time a verified token stays cached, even when it expires later (default 1 h).
     pub fn token_cache_max_ttl(mut self, ttl: Duration) -> Self {
         self.settings.token_cache_max_ttl = ttl;
@@ -197,8 +205,9 @@ impl ValidatorBuilder {
             allow_http: settings.allow_insecure_http,
         };
         let metrics = Arc::new(Metrics::default());
-        let cache = (settings.token_cache_capacity > 0)
-            .then(|| TokenCache::new(settings.token_cache_capacity, settings.token_cache_max_ttl));
+        let cache = (settings.token_cache_capacity > 0).then(|| {
+            TokenCache::new(settings.token_cache_capacity, settings.token_cache_max_bytes, settings.token_cache_max_ttl)
+        });
         let mut issuers = Vec::with_capacity(self.issuers.len());
         let mut by_name = HashMap::default();
         for issuer in self.issuers {
@@ -407,8 +416,7 @@ impl Validator {
                 inner.metrics.accepted.add_one();
                 let principal = Principal::new(claims, header.alg, header.kid, payload);
                 if let Some(cache) = &inner.cache {
-                    cache
-                        .insert(token, Entry { principal: principal.clone(), issuer: index, key: key.id, valid_until });
+                    cache.insert(token, Entry::new(principal.clone(), index, key.id, valid_until));
                 }
                 Ok(principal)
             }

@@ -600,7 +600,7 @@ async fn item06_the_same_keys_fetched_again_are_not_a_new_key_set() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn item09_the_token_cache_is_bounded_in_bytes_too() {
     let idp = TestIssuer::start().await.unwrap();
-    let budget = 256 * 1024;
+    let budget: u64 = 256 * 1024;
     let validator = fast(&idp).token_cache_capacity(10_000).token_cache_max_bytes(budget).build().unwrap();
     let groups: Vec<String> = (0..200).map(|i| format!("group-{i:04}-{}", "x".repeat(20))).collect();
     let mut token_bytes = 0;
@@ -612,7 +612,7 @@ async fn item09_the_token_cache_is_bounded_in_bytes_too() {
     let cached = validator.cached_tokens();
     assert!(cached > 0, "large tokens are still cached");
     assert!(
-        cached as usize * token_bytes <= budget,
+        cached * token_bytes as u64 <= budget,
         "{cached} tokens of {token_bytes} bytes over a {budget}-byte budget"
     );
     // Small tokens: the entry count is the bound.
