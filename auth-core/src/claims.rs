@@ -48,14 +48,14 @@ impl Claims {
         let audience = required(raw.aud, "aud", audience)?;
         let expires_at = required(raw.exp, "exp", numeric_date)?;
         let mut scopes = Scopes::default();
-        if let Some(scope) = raw.scope {
-            scopes.push_delimited(&string(scope).ok_or(TokenError::invalid("scope"))?);
-        }
-        if let Some(scp) = raw.scp {
-            match serde_json::from_str::<StringOrList>(scp.get()) {
+        // `scope` is a space-delimited string (RFC 9068 §2.2.3); some providers send a JSON
+        // array of strings, as `scp` often is. Any other type is an error.
+        for (raw, name) in [(raw.scope, "scope"), (raw.scp, "scp")] {
+            let Some(raw) = raw else { continue };
+            match serde_json::from_str::<StringOrList>(raw.get()) {
                 Ok(StringOrList::One(s)) => scopes.push_delimited(&s),
                 Ok(StringOrList::Many(list)) => list.iter().for_each(|s| scopes.push_delimited(s)),
-                Err(_) => return Err(TokenError::invalid("scp")),
+                Err(_) => return Err(TokenError::invalid(name)),
             }
         }
         scopes.dedup();
@@ -254,6 +254,8 @@ mod tests {
         assert_eq!(c.client(), Some("c"));
         let c = claims(r#"{"iss":"i","aud":"a","exp":1,"scp":"p q"}"#).unwrap();
         assert_eq!(c.scopes.iter().collect::<Vec<_>>(), ["p", "q"]);
+        let c = claims(r#"{"iss":"i","aud":"a","exp":1,"scope":["p","q r"]}"#).unwrap();
+        assert_eq!(c.scopes.iter().collect::<Vec<_>>(), ["p", "q", "r"]);
     }
 
     #[test]
@@ -277,7 +279,8 @@ mod tests {
             (format!(r#"{{{base},"nbf":"1"}}"#), TokenError::invalid("nbf")),
             (format!(r#"{{{base},"iat":true}}"#), TokenError::invalid("iat")),
             (format!(r#"{{{base},"sub":1}}"#), TokenError::invalid("sub")),
-            (format!(r#"{{{base},"scope":["a"]}}"#), TokenError::invalid("scope")),
+            (format!(r#"{{{base},"scope":[1]}}"#), TokenError::invalid("scope")),
+            (format!(r#"{{{base},"scope":{{}}}}"#), TokenError::invalid("scope")),
             (format!(r#"{{{base},"scp":[1]}}"#), TokenError::invalid("scp")),
             (format!(r#"{{{base},"client_id":{{}}}}"#), TokenError::invalid("client_id")),
         ];

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use crate::error::ConfigError;
 
 /// The scopes a token grants: the union of `scope` (a space-delimited string, RFC 8693
-/// §4.2 / RFC 9068 §2.2.3) and `scp` (an array or a string, as Entra ID and Okta send).
+/// §4.2 / RFC 9068 §2.2.3, or an array of strings, as some providers send) and `scp`
+/// (an array or a string, as Entra ID and Okta send).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Scopes(Vec<Box<str>>);
 

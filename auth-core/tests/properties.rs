@@ -297,20 +297,25 @@ fn claims() -> BoxedStrategy<(Map<String, Value>, bool)> {
     let exp = date_claim(now, true, |t, now| t > now - 60);
     let nbf = date_claim(now, false, |t, now| t <= now + 60);
     let iat = date_claim(now, false, |t, now| t <= now + 60);
-    let scp = prop_oneof![
-        30 => absent(true),
-        5 => member(json!("orders:read orders:write"), true),
-        5 => member(json!(["orders:read", "a b"]), true),
-        1 => member(json!(["a", 1]), false),
-        1 => member(json!(1), false),
-        1 => member(Value::Null, false),
-    ];
-    let strings = prop::collection::vec(string_claim(), 5);
+    // `scope` and `scp` alike: a space-delimited string or an array of strings.
+    let scopes = || {
+        prop_oneof![
+            30 => absent(true),
+            5 => member(json!("orders:read orders:write"), true),
+            5 => member(json!(["orders:read", "a b"]), true),
+            1 => member(json!(["a", 1]), false),
+            1 => member(json!(1), false),
+            1 => member(Value::Null, false),
+        ]
+    };
+    let scp = (scopes(), scopes());
+    let strings = prop::collection::vec(string_claim(), 4);
     let extra = prop::collection::btree_map("[a-z]{1,3}", any_json(), 0..3);
     (iss.boxed(), aud.boxed(), exp.boxed(), nbf.boxed(), iat.boxed(), scp.boxed(), strings.boxed(), extra.boxed())
-        .prop_map(|(iss, aud, exp, nbf, iat, scp, strings, extra)| {
-            let named = [("iss", iss), ("aud", aud), ("exp", exp), ("nbf", nbf), ("iat", iat), ("scp", scp)];
-            let strings = ["sub", "jti", "client_id", "azp", "scope"].into_iter().zip(strings);
+        .prop_map(|(iss, aud, exp, nbf, iat, (scope, scp), strings, extra)| {
+            let named =
+                [("iss", iss), ("aud", aud), ("exp", exp), ("nbf", nbf), ("iat", iat), ("scope", scope), ("scp", scp)];
+            let strings = ["sub", "jti", "client_id", "azp"].into_iter().zip(strings);
             assemble(extra, named.into_iter().chain(strings))
         })
         .boxed()
