@@ -349,22 +349,64 @@ async fn static_jwks_and_multiple_issuers() {
     assert_eq!(reason(&validator, &relabelled).await, RejectReason::UnknownKey);
 }
 
+/// With discovery, the document may spell the issuer with or without a trailing slash
+/// where the configuration spells it the other way; tokens must then carry exactly the
+/// document's `iss`.
 #[tokio::test]
-async fn trailing_slash_is_exact_unless_tolerated() {
+async fn item11_discovery_pins_tokens_to_the_documents_exact_issuer() {
+    // Configured with a slash; the document (like oidc-provider's) has none.
     let idp = TestIssuer::start().await.unwrap();
     let slashed = format!("{}/", idp.issuer());
-    let strict = Validator::builder().issuer(Issuer::discovery(&slashed).audience(DEFAULT_AUDIENCE)).build().unwrap();
-    assert_eq!(strict.validate(&idp.token().sign()).await.unwrap_err().status(), 401);
-    let tolerant = Validator::builder()
-        .issuer(Issuer::discovery(&slashed).audience(DEFAULT_AUDIENCE).tolerate_trailing_slash())
-        .build()
-        .unwrap();
-    tolerant.validate(&idp.token().sign()).await.unwrap();
-    tolerant.validate(&idp.token().claim("iss", slashed.clone()).sign()).await.unwrap();
+    let validator =
+        Validator::builder().issuer(Issuer::discovery(&slashed).audience(DEFAULT_AUDIENCE)).build().unwrap();
+    validator.validate(&idp.token().sign()).await.expect("the document's issuer, exactly");
+    let configured_form = idp.token().claim("iss", slashed.clone()).sign();
+    assert_eq!(reason(&validator, &configured_form).await, RejectReason::UnknownIssuer);
     assert_eq!(
-        reason(&tolerant, &idp.token().claim("iss", format!("{slashed}/")).sign()).await,
+        reason(&validator, &idp.token().claim("iss", format!("{slashed}/")).sign()).await,
         RejectReason::UnknownIssuer
     );
+
+    // Configured without a slash; the document has one.
+    let idp = TestIssuer::start().await.unwrap();
+    let slashed = format!("{}/", idp.issuer());
+    idp.set_discovery_issuer(Some(&slashed));
+    let validator = Validator::builder().issuer(idp.discovery_issuer()).build().unwrap();
+    validator.validate(&idp.token().claim("iss", slashed.clone()).sign()).await.expect("the document's issuer");
+    assert_eq!(reason(&validator, &idp.token().sign()).await, RejectReason::UnknownIssuer);
+
+    // A document naming another issuer is still refused: no keys, 503.
+    let idp = TestIssuer::start().await.unwrap();
+    idp.set_discovery_issuer(Some(&format!("{}/other", idp.issuer())));
+    let validator = Validator::builder().issuer(idp.discovery_issuer()).build().unwrap();
+    assert_eq!(validator.validate(&idp.token().sign()).await.unwrap_err().status(), 503);
+    assert_eq!(idp.jwks_fetches(), 0);
+}
+
+#[tokio::test]
+async fn item11_before_discovery_succeeds_tokens_get_503() {
+    let idp = TestIssuer::start().await.unwrap();
+    idp.set_outage(Some(auth_core::testkit::Outage::Refuse)).await.unwrap();
+    let slashed = format!("{}/", idp.issuer());
+    let validator =
+        Validator::builder().issuer(Issuer::discovery(&slashed).audience(DEFAULT_AUDIENCE)).build().unwrap();
+    for iss in [idp.issuer().to_owned(), slashed.clone()] {
+        let err = validator.validate(&idp.token().claim("iss", iss.clone()).sign()).await.unwrap_err();
+        assert!(matches!(err, AuthError::KeysUnavailable { .. }), "{iss}: {err:?}");
+    }
+}
+
+#[tokio::test]
+async fn item11_an_explicit_jwks_url_uses_the_configured_issuer_exactly() {
+    let idp = TestIssuer::start().await.unwrap();
+    let slashed = format!("{}/", idp.issuer());
+    let validator = Validator::builder()
+        .issuer(Issuer::jwks_url(&slashed, idp.jwks_url()).audience(DEFAULT_AUDIENCE))
+        .build()
+        .unwrap();
+    validator.validate(&idp.token().claim("iss", slashed.clone()).sign()).await.unwrap();
+    assert_eq!(reason(&validator, &idp.token().sign()).await, RejectReason::UnknownIssuer);
+    assert_eq!(idp.jwks_fetches(), 1);
 }
 
 #[test]

@@ -82,6 +82,25 @@ mod tests {
         assert!(bad_issuer.starts_with("AUTH_ISSUER"), "{bad_issuer}");
     }
 
+    /// The services never loosen issuer matching: with an explicit JWKS URL, a token
+    /// whose `iss` lacks the configured trailing slash is refused.
+    #[tokio::test]
+    async fn item11_the_services_match_the_issuer_exactly() {
+        let idp = auth_core::testkit::TestIssuer::start().await.unwrap();
+        let (issuer, jwks) = (format!("{}/", idp.issuer()), idp.jwks_url());
+        let config = ServiceConfig::from_lookup(|name| match name {
+            "AUTH_ISSUER" => Some(issuer.clone()),
+            "AUTH_AUDIENCE" => Some(auth_core::testkit::DEFAULT_AUDIENCE.into()),
+            "AUTH_JWKS_URL" => Some(jwks.clone()),
+            _ => None,
+        })
+        .unwrap();
+        let validator = config.validator().unwrap();
+        let err = validator.validate(&idp.token().sign()).await.unwrap_err();
+        assert_eq!(err.reason(), auth_core::RejectReason::UnknownIssuer);
+        validator.validate(&idp.token().claim("iss", issuer.clone()).sign()).await.unwrap();
+    }
+
     #[test]
     fn defaults() {
         let c = ServiceConfig::from_lookup(lookup(&[("AUTH_ISSUER", "https://i/"), ("AUTH_AUDIENCE", "a")])).unwrap();
