@@ -65,7 +65,6 @@ pub struct Issuer {
     pub(crate) max_token_age: Option<Duration>,
     pub(crate) required_claims: Vec<Arc<str>>,
     pub(crate) typ: TypPolicy,
-    pub(crate) tolerate_trailing_slash: bool,
 }
 
 impl Issuer {
@@ -79,17 +78,21 @@ impl Issuer {
             max_token_age: None,
             required_claims: Vec::new(),
             typ: TypPolicy::default(),
-            tolerate_trailing_slash: false,
         }
     }
 
     /// Keys found by OpenID Connect discovery at `{issuer}/.well-known/openid-configuration`.
-    /// The document's `issuer` must equal `issuer` exactly (RFC 8414 §3.3).
+    ///
+    /// The document's `issuer` must equal `issuer`, except that one may end in a slash
+    /// where the other does not (operators type the URL one way, providers write it the
+    /// other; a documented departure from RFC 8414 §3.3, logged at info). Tokens must
+    /// then carry exactly the document's `issuer` in `iss`; until discovery has
+    /// succeeded once, requests get 503.
     pub fn discovery(issuer: impl Into<String>) -> Self {
         Self::new(issuer, KeySourceConfig::Discovery)
     }
 
-    /// Keys fetched from a JWKS URL (no discovery).
+    /// Keys fetched from a JWKS URL (no discovery). Tokens must carry exactly `issuer`.
     pub fn jwks_url(issuer: impl Into<String>, jwks_url: impl Into<String>) -> Self {
         Self::new(issuer, KeySourceConfig::JwksUrl(jwks_url.into()))
     }
@@ -145,18 +148,12 @@ impl Issuer {
         self
     }
 
-    /// Treat `https://idp/x` and `https://idp/x/` as the same issuer, in tokens and in the
-    /// discovery document. Off by default (RFC 7519 compares `iss` exactly); useful when
-    /// operators type the URL one way and the IdP writes it the other.
-    pub fn tolerate_trailing_slash(mut self) -> Self {
-        self.tolerate_trailing_slash = true;
-        self
-    }
-
-    /// The identifiers tokens may carry in `iss`.
-    pub(crate) fn identifiers(&self) -> Vec<String> {
+    /// The `iss` values routed to this issuer before any key is looked up: exactly the
+    /// configured one, and for discovery also its other trailing-slash form (the exact
+    /// value is then pinned by the discovery document).
+    pub(crate) fn routing_names(&self) -> Vec<String> {
         let bare = self.issuer.strip_suffix('/').unwrap_or(&self.issuer);
-        if !self.tolerate_trailing_slash || bare.is_empty() {
+        if !matches!(self.source, KeySourceConfig::Discovery) || bare.is_empty() {
             return vec![self.issuer.clone()];
         }
         vec![bare.to_owned(), format!("{bare}/")]

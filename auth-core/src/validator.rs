@@ -213,7 +213,7 @@ impl ValidatorBuilder {
         for issuer in self.issuers {
             issuer.check()?;
             let name: Arc<str> = issuer.issuer.as_str().into();
-            for id in issuer.identifiers() {
+            for id in issuer.routing_names() {
                 if by_name.insert(Arc::from(id.as_str()), issuers.len()).is_some() {
                     return Err(ConfigError::DuplicateIssuer(id));
                 }
@@ -242,7 +242,6 @@ impl ValidatorBuilder {
             };
             let keys = Arc::new(KeySource::new(
                 name.clone(),
-                issuer.tolerate_trailing_slash,
                 origin,
                 algorithms,
                 static_keys,
@@ -451,7 +450,15 @@ impl Validator {
             return Err(TokenError::InvalidType.into());
         }
         let valid_until = check_claims(issuer, claims, raw, payload, unix_now())?;
+        // `iss` must be exactly the issuer's identifier; with discovery that is the
+        // document's, known once discovery has succeeded (before, the key lookup is 503).
+        if issuer.keys.issuer_matches(&claims.issuer) == Some(false) {
+            return Err(TokenError::UnknownIssuer.into());
+        }
         let key = issuer.keys.key(header.kid.as_deref(), header.alg).await?;
+        if issuer.keys.issuer_matches(&claims.issuer) != Some(true) {
+            return Err(TokenError::UnknownIssuer.into());
+        }
         let signature = token::decode_segment(segments.signature, "the signature is not base64url")?;
         if !key.verify(self.inner.provider, header.alg, segments.signing_input.as_bytes(), &signature) {
             return Err(TokenError::InvalidSignature.into());

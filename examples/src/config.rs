@@ -7,7 +7,8 @@ use auth_core::{Issuer, Validator};
 /// What the example services read from the environment.
 #[derive(Debug, Clone)]
 pub struct ServiceConfig {
-    /// `AUTH_ISSUER` (required): the issuer; keys are found by OIDC discovery from it.
+    /// `AUTH_ISSUER` (required): the issuer; keys are found by OIDC discovery from it
+    /// (whose document may spell it with or without a trailing slash).
     pub issuer: String,
     /// `AUTH_AUDIENCE` (required): this API's audience.
     pub audience: String,
@@ -46,10 +47,7 @@ impl ServiceConfig {
             None => Issuer::discovery(&self.issuer),
         };
         let var = if self.jwks_url.is_some() { "AUTH_ISSUER or AUTH_JWKS_URL" } else { "AUTH_ISSUER" };
-        Validator::builder()
-            .issuer(issuer.audience(&self.audience).tolerate_trailing_slash())
-            .build()
-            .map_err(|e| format!("{var}: {e}"))
+        Validator::builder().issuer(issuer.audience(&self.audience)).build().map_err(|e| format!("{var}: {e}"))
     }
 }
 

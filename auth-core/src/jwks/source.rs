@@ -76,8 +76,10 @@ struct RefreshState {
 }
 
 pub(crate) struct KeySource {
+    /// The configured issuer.
     issuer: Arc<str>,
-    tolerate_trailing_slash: bool,
+    /// With discovery, the document's exact `issuer`, which tokens must carry.
+    discovered_issuer: ArcSwapOption<String>,
     origin: Origin,
     allowed: AlgorithmSet,
     snapshot: ArcSwapOption<Snapshot>,
@@ -93,7 +95,6 @@ impl KeySource {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         issuer: Arc<str>,
-        tolerate_trailing_slash: bool,
         origin: Origin,
         allowed: AlgorithmSet,
         static_keys: Option<KeySet>,
@@ -113,7 +114,7 @@ impl KeySource {
         });
         KeySource {
             issuer,
-            tolerate_trailing_slash,
+            discovered_issuer: ArcSwapOption::empty(),
             origin,
             allowed,
             snapshot: ArcSwapOption::new(snapshot),
@@ -173,6 +174,15 @@ impl KeySource {
                 Err(TokenError::UnknownKey.into())
             }
             Some(Err(other)) => Err(lookup_error(other)),
+        }
+    }
+
+    /// Whether a token's `iss` is this issuer's identifier: the configured one, or with
+    /// discovery the document's exact value (`None` until discovery has succeeded).
+    pub(crate) fn issuer_matches(&self, iss: &str) -> Option<bool> {
+        match self.origin {
+            Origin::Discovery { .. } => self.discovered_issuer.load().as_deref().map(|pinned| pinned == iss),
+            Origin::Static | Origin::JwksUrl(_) => Some(*self.issuer == *iss),
         }
     }
 
@@ -419,14 +429,23 @@ impl KeySource {
         }
         let doc: Discovery =
             serde_json::from_slice(&body).map_err(|_| "discovery: not an OpenID configuration".to_string())?;
-        let same = doc.issuer == *self.issuer
-            || (self.tolerate_trailing_slash && doc.issuer.trim_end_matches('/') == self.issuer.trim_end_matches('/'));
-        if !same {
-            // RFC 8414 §3.3 / OIDC Discovery §4.3: prevents one issuer impersonating another.
-            return Err("discovery: the document's issuer differs from the configured issuer".into());
+        // RFC 8414 §3.3 / OIDC Discovery §4.3: prevents one issuer impersonating another.
+        // One trailing slash of difference is tolerated (operators and providers spell the
+        // URL differently); tokens are then pinned to the document's exact value.
+        let without_slash = |s: &str| s.strip_suffix('/').unwrap_or(s).to_owned();
+        if doc.issuer != *self.issuer {
+            if without_slash(&doc.issuer) != without_slash(&self.issuer) {
+                return Err("discovery: the document's issuer differs from the configured issuer".into());
+            }
+            tracing::info!(
+                issuer = %self.issuer,
+                document_issuer = %doc.issuer,
+                "the discovery document spells the issuer with a different trailing slash; tokens must carry the document's"
+            );
         }
         let url = Url::parse(&doc.jwks_uri).map_err(|_| "discovery: jwks_uri is not a URL".to_string())?;
         super::fetch::check_url(&url, self.settings.allow_insecure_http).map_err(|e| format!("discovery: {e}"))?;
+        self.discovered_issuer.store(Some(Arc::new(doc.issuer)));
         *jwks_uri.lock().unwrap_or_else(|p| p.into_inner()) = Some(url.clone());
         Ok(url)
     }
