@@ -505,7 +505,9 @@ async fn item07_rfc6750_answers() {
     const INVALID_TOKEN: &str = "invalid_token";
     const INVALID_REQUEST: &str = "invalid_request";
     let one = |v: String| vec![v];
-    let cases: Vec<(&str, Vec<String>, Option<String>, u16, &str)> = vec![
+    // (case, Authorization values, query string, status, challenge error code or BARE)
+    type Case<'a> = (&'a str, Vec<String>, Option<String>, u16, &'a str);
+    let cases: Vec<Case<'_>> = vec![
         ("Basic credentials", one("Basic dXNlcjpwYXNz".into()), None, 401, BARE),
         ("Token scheme", one(format!("Token {token}")), None, 401, BARE),
         ("a raw JWT without a scheme", one(token.clone()), None, 401, BARE),
