@@ -244,8 +244,14 @@ async fn signature_faults() {
         assert_eq!(reason(&validator, &token).await, RejectReason::InvalidSignature, "{token}");
     }
     assert_eq!(reason(&validator, &format!("{input}.")).await, RejectReason::Malformed);
-    // Non-canonical base64 (stray trailing bits) is malformed, not "another" signature.
-    assert_eq!(reason(&validator, &format!("{input}.{}", &sig[..sig.len() - 4])).await, RejectReason::Malformed);
+    // Non-canonical base64 (stray trailing bits) is malformed, not "another" signature. A
+    // 256-byte signature ends in a character whose low 4 bits are unused (zero when
+    // canonical): set one of them.
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    assert_eq!(sig.len() % 4, 2, "a 256-byte signature");
+    let last = ALPHABET.iter().position(|&c| c == *sig.as_bytes().last().unwrap()).unwrap();
+    let stray = format!("{}{}", &sig[..sig.len() - 1], ALPHABET[last | 1] as char);
+    assert_eq!(reason(&validator, &format!("{input}.{stray}")).await, RejectReason::Malformed);
 }
 
 #[tokio::test]
