@@ -59,6 +59,7 @@ impl Fetcher {
     /// validator is shared across runtimes.
     pub(crate) fn default_client(timeout: Duration) -> Result<reqwest::Client, ConfigError> {
         reqwest::Client::builder()
+            .tls_backend_preconfigured(crate::crypto::tls_client_config()?)
             .connect_timeout(timeout)
             .timeout(timeout)
             .redirect(reqwest::redirect::Policy::custom(|attempt| {
