@@ -12,11 +12,11 @@ use std::ops::{Deref, DerefMut};
 use actix_web::dev::Payload;
 use actix_web::error::InternalError;
 use actix_web::{Error, FromRequest, HttpMessage, HttpRequest};
-use auth_core::{AuthError, Principal, TokenError};
+use auth_core::{AuthError, Principal, Rejection, TokenError};
 use serde::de::DeserializeOwned;
 
 use crate::middleware::AuthOutcome;
-use crate::response::{MIDDLEWARE_MISSING, middleware_missing_response};
+use crate::response::rejection_response;
 
 /// The verified caller. Rejects the request when there is none.
 ///
@@ -193,11 +193,12 @@ fn principal_of(outcome: &AuthOutcome) -> Result<Principal, Error> {
     outcome.principal.clone().ok_or_else(|| reject(outcome, AuthError::MissingToken))
 }
 
-/// Counts `err` and answers it like the middleware that let the request through.
+/// Refuses for `err` (counted and logged at the one exit) and answers like the
+/// middleware that let the request through.
 fn reject(outcome: &AuthOutcome, err: AuthError) -> Error {
-    outcome.guard.policy.validator().record(&err);
-    let response = outcome.guard.respond(&err);
-    InternalError::from_response(err, response).into()
+    let refusal = outcome.guard.policy.validator().refusal(err);
+    let response = outcome.guard.respond(&refusal);
+    InternalError::from_response(refusal.error, response).into()
 }
 
 /// What the middleware stored, or the 500 for a route it does not guard.
@@ -205,12 +206,9 @@ fn outcome(req: &HttpRequest) -> Result<AuthOutcome, Error> {
     if let Some(outcome) = req.extensions().get::<AuthOutcome>() {
         return Ok(outcome.clone());
     }
-    tracing::error!(
-        method = %req.method(),
-        path = req.match_pattern().as_deref().unwrap_or("<unmatched>"),
-        "{MIDDLEWARE_MISSING}: wrap the route, resource, scope or app with auth_actix::AuthMiddleware"
-    );
-    Err(InternalError::from_response(MiddlewareMissing, middleware_missing_response()).into())
+    let route = req.match_pattern();
+    let rejection = Rejection::middleware_missing(route.as_deref().unwrap_or("<unmatched>"));
+    Err(InternalError::from_response(MiddlewareMissing, rejection_response(&rejection)).into())
 }
 
 /// The cause of the 500 answered when an extractor runs without the middleware.
@@ -219,6 +217,6 @@ struct MiddlewareMissing;
 
 impl fmt::Display for MiddlewareMissing {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(MIDDLEWARE_MISSING)
+        f.write_str("authentication middleware is not configured for this route")
     }
 }

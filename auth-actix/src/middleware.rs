@@ -2,23 +2,27 @@
 //! around a route, [`AuthMiddlewareService`].
 
 use std::fmt;
-use std::future::{Ready, ready};
+use std::future::{Future, Ready, ready};
+use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use actix_web::http::header;
 use actix_web::{Error, HttpMessage, HttpResponse};
-use auth_core::{AccessPolicy, AuthError, Principal, Rejection};
+
+use auth_core::{AccessPolicy, Admission, AuthError, Decision, Headers, Principal, Refusal, Rejection, RequestContext};
 use futures_util::future::LocalBoxFuture;
+use pin_project_lite::pin_project;
 
 use crate::response::{ErrorHandler, rejection_response};
 
 /// actix-web middleware that authenticates every request against an [`AccessPolicy`].
 ///
-/// It reads every `Authorization` header and the query string, asks
-/// [`AccessPolicy::check`] for the decision, and then either
+/// It hands the request (method, target, headers, peer) to
+/// [`AccessPolicy::decide`] and then either
 ///
 /// - passes the request on, with the verified [`Principal`] (or, for an
 ///   [optional](AccessPolicy::optional) policy without a token, its absence) stored for
@@ -110,7 +114,7 @@ impl AuthMiddleware {
     ///
     /// let middleware = AuthMiddleware::new(policy).on_error(|err: &AuthError, rejection: &Rejection| {
     ///     HttpResponse::build(StatusCode::from_u16(rejection.status).unwrap_or(StatusCode::UNAUTHORIZED))
-    ///         .insert_header(("WWW-Authenticate", rejection.www_authenticate.as_str()))
+    ///         .insert_header(("WWW-Authenticate", rejection.www_authenticate()))
     ///         .body(format!("denied: {}", err.body_code()))
     /// });
     /// # }
@@ -170,6 +174,15 @@ impl<S> fmt::Debug for AuthMiddlewareService<S> {
     }
 }
 
+/// actix-web's header map, as the core reads headers.
+struct ActixHeaders<'a>(&'a actix_web::http::header::HeaderMap);
+
+impl Headers for ActixHeaders<'_> {
+    fn values<'h>(&'h self, name: &'static str) -> impl Iterator<Item = &'h [u8]> + 'h {
+        self.0.get_all(name).map(|value| value.as_bytes())
+    }
+}
+
 impl<S, B> Service<ServiceRequest> for AuthMiddlewareService<S>
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
@@ -177,37 +190,107 @@ where
 {
     type Response = ServiceResponse<EitherBody<B>>;
     type Error = Error;
-    type Future = LocalBoxFuture<'static, Result<Self::Response, Self::Error>>;
+    type Future = ResponseFuture<S::Future, B>;
 
     forward_ready!(service);
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
-        let service = Rc::clone(&self.service);
-        let guard = Rc::clone(&self.guard);
-        Box::pin(async move {
-            let decision = {
-                let authorization = req.headers().get_all(header::AUTHORIZATION).map(|value| value.as_bytes());
-                let query = Some(req.query_string()).filter(|query| !query.is_empty());
-                guard.policy.check(authorization, query).await
+        let decision = {
+            let headers = ActixHeaders(req.headers());
+            let target = req.uri().path_and_query().map_or("/", |target| target.as_str());
+            let context = RequestContext::new(req.method().as_str(), target, &headers);
+            let context = match req.peer_addr() {
+                Some(peer) => context.peer_addr(peer),
+                None => context,
             };
-            match decision {
-                Ok(principal) => {
-                    req.extensions_mut().insert(AuthOutcome { principal, guard });
-                    let response = service.call(req).await?;
-                    Ok(response.map_into_left_body())
-                }
-                Err(err) => {
-                    tracing::debug!(
-                        reason = err.reason().as_str(),
-                        status = err.status(),
-                        method = %req.method(),
-                        "request rejected by the authentication middleware"
-                    );
-                    let response = guard.respond(&err);
-                    Ok(req.into_response(response).map_into_right_body())
-                }
+            self.guard.policy.decide(&context)
+        };
+        match decision {
+            // Decided without I/O (a cached token, or a refusal): no boxed future.
+            Decision::Admit(admission) => {
+                let headers = admit(&req, admission, &self.guard);
+                ResponseFuture { state: State::Inner { future: self.service.call(req), headers } }
             }
-        })
+            Decision::Refuse(refusal) => {
+                let response = req.into_response(self.guard.respond(&refusal)).map_into_right_body();
+                ResponseFuture { state: State::Rejected { response: Some(response) } }
+            }
+            Decision::Verify(verification) => {
+                let (service, guard) = (Rc::clone(&self.service), Rc::clone(&self.guard));
+                let future = Box::pin(async move {
+                    match verification.run().await {
+                        Ok(admission) => {
+                            let headers = admit(&req, admission, &guard);
+                            let response = service.call(req).await?;
+                            Ok(with_headers(response.map_into_left_body(), headers))
+                        }
+                        Err(refusal) => Ok(req.into_response(guard.respond(&refusal)).map_into_right_body()),
+                    }
+                });
+                ResponseFuture { state: State::Verifying { future } }
+            }
+        }
+    }
+}
+
+/// Stores the outcome for the extractors; returns the headers the response gets.
+fn admit(req: &ServiceRequest, admission: Admission, guard: &Rc<Guard>) -> Vec<(&'static str, String)> {
+    req.extensions_mut().insert(AuthOutcome { principal: admission.principal, guard: Rc::clone(guard) });
+    admission.response_headers
+}
+
+fn with_headers<B>(mut response: ServiceResponse<B>, headers: Vec<(&'static str, String)>) -> ServiceResponse<B> {
+    for (name, value) in headers {
+        if let (Ok(name), Ok(value)) = (header::HeaderName::try_from(name), header::HeaderValue::from_str(&value)) {
+            response.headers_mut().append(name, value);
+        }
+    }
+    response
+}
+
+pin_project! {
+    /// The response future of [`AuthMiddlewareService`].
+    pub struct ResponseFuture<F, B> {
+        #[pin]
+        state: State<F, B>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F, B> {
+        /// Admitted without I/O: the route's future.
+        Inner { #[pin] future: F, headers: Vec<(&'static str, String)> },
+        /// Refused without calling the route.
+        Rejected { response: Option<ServiceResponse<EitherBody<B>>> },
+        /// The token is being verified, then the route runs.
+        Verifying { future: LocalBoxFuture<'static, Result<ServiceResponse<EitherBody<B>>, Error>> },
+    }
+}
+
+impl<F, B> Future for ResponseFuture<F, B>
+where
+    F: Future<Output = Result<ServiceResponse<B>, Error>>,
+{
+    type Output = Result<ServiceResponse<EitherBody<B>>, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            StateProj::Inner { future, headers } => {
+                future.poll(cx).map_ok(|response| with_headers(response.map_into_left_body(), std::mem::take(headers)))
+            }
+            StateProj::Rejected { response } => match response.take() {
+                Some(response) => Poll::Ready(Ok(response)),
+                None => Poll::Ready(Err(actix_web::error::ErrorInternalServerError("polled after completion"))),
+            },
+            StateProj::Verifying { future } => future.as_mut().poll(cx),
+        }
+    }
+}
+
+impl<F, B> fmt::Debug for ResponseFuture<F, B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
     }
 }
 
@@ -219,12 +302,11 @@ pub(crate) struct Guard {
 }
 
 impl Guard {
-    /// The response to `err`: the user's handler's, else the default.
-    pub(crate) fn respond(&self, err: &AuthError) -> HttpResponse {
-        let rejection = self.policy.rejection(err);
+    /// The response to a refusal: the user's handler's, else the default.
+    pub(crate) fn respond(&self, refusal: &Refusal) -> HttpResponse {
         match &self.on_error {
-            Some(handler) => handler(err, &rejection),
-            None => rejection_response(&rejection),
+            Some(handler) => handler(&refusal.error, &refusal.rejection),
+            None => rejection_response(&refusal.rejection),
         }
     }
 }

@@ -38,29 +38,17 @@ pub fn rejection_response(rejection: &Rejection) -> HttpResponse {
     // and still must not let the request through.
     let status = StatusCode::from_u16(rejection.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut builder = HttpResponse::build(status);
-    // The challenge is built from fixed texts and quoted configuration values (auth-core
+    // Challenges are built from fixed texts and quoted configuration values (auth-core
     // replaces anything not allowed in a header); fall back to the bare scheme regardless.
-    let challenge =
-        HeaderValue::from_str(&rejection.www_authenticate).unwrap_or_else(|_| HeaderValue::from_static("Bearer"));
-    builder.insert_header((header::WWW_AUTHENTICATE, challenge));
+    for challenge in &rejection.challenges {
+        let challenge = HeaderValue::from_str(challenge).unwrap_or_else(|_| HeaderValue::from_static("Bearer"));
+        builder.append_header((header::WWW_AUTHENTICATE, challenge));
+    }
     if let Some(seconds) = rejection.retry_after {
         builder.insert_header((header::RETRY_AFTER, seconds));
     }
     builder.content_type(mime_json()).body(rejection.body.clone())
 }
-
-/// The response when an extractor finds that [`AuthMiddleware`](crate::AuthMiddleware)
-/// did not run for this route: a configuration error, answered 500 (never a silent pass).
-pub(crate) fn middleware_missing_response() -> HttpResponse {
-    let body = serde_json::json!({
-        "error": "server_error",
-        "error_description": MIDDLEWARE_MISSING,
-    });
-    HttpResponse::InternalServerError().content_type(mime_json()).body(body.to_string())
-}
-
-/// The description of a route that uses an extractor without the middleware.
-pub(crate) const MIDDLEWARE_MISSING: &str = "authentication middleware is not configured for this route";
 
 fn mime_json() -> HeaderValue {
     HeaderValue::from_static("application/json")
@@ -103,7 +91,7 @@ mod tests {
     #[test]
     fn an_unsendable_challenge_falls_back_to_the_scheme() {
         let mut rejection = parts(&AuthError::MissingToken);
-        rejection.www_authenticate = "Bearer\nInjected: yes".to_owned();
+        rejection.challenges = vec!["Bearer\nInjected: yes".to_owned()];
         let response = rejection_response(&rejection);
         assert_eq!(response.headers().get(header::WWW_AUTHENTICATE).and_then(|v| v.to_str().ok()), Some("Bearer"));
     }

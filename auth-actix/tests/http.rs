@@ -501,7 +501,7 @@ async fn custom_error_handler_shapes_every_rejection() {
     let validator = validator(&idp);
     let handler = |err: &AuthError, rejection: &Rejection| {
         let mut response = HttpResponse::build(actix_web::http::StatusCode::from_u16(rejection.status).unwrap())
-            .insert_header(("WWW-Authenticate", rejection.www_authenticate.as_str()))
+            .insert_header(("WWW-Authenticate", rejection.www_authenticate()))
             .insert_header(("X-Reason", err.reason().as_str()))
             .body(format!("nope: {}", err.body_code()));
         if rejection.status == 503 {

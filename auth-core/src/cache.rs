@@ -17,11 +17,12 @@
 //! (every token distinct, as under a flood) in a small probation queue, so they evict
 //! each other, not the tokens callers keep reusing.
 
+use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
 use std::time::Duration;
 
 use quick_cache::sync::{Cache, DefaultLifecycle};
-use quick_cache::{OptionsBuilder, Weighter};
+use quick_cache::{Equivalent, OptionsBuilder, Weighter};
 
 use crate::claims::Principal;
 use crate::jwks::KeyId;
@@ -49,20 +50,89 @@ impl Entry {
 #[derive(Clone, Copy)]
 struct EntryWeight;
 
-impl Weighter<Box<str>, Entry> for EntryWeight {
-    fn weight(&self, _token: &Box<str>, entry: &Entry) -> u64 {
+impl Weighter<Key, Entry> for EntryWeight {
+    fn weight(&self, _token: &Key, entry: &Entry) -> u64 {
         entry.weight
+    }
+}
+
+/// A token's hash, computed once per request ([`TokenCache::hash`]) and used for the
+/// lookup and, on a miss, for the insertion after verification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TokenHash(u64);
+
+/// A cached token with its hash; hashing a key only passes the stored hash on.
+#[derive(PartialEq, Eq)]
+pub(crate) struct Key {
+    hash: u64,
+    token: Box<str>,
+}
+
+impl Hash for Key {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
+
+/// A lookup key: the request's token, borrowed, with its hash.
+struct KeyRef<'a> {
+    hash: u64,
+    token: &'a str,
+}
+
+impl Hash for KeyRef<'_> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
+
+impl Equivalent<Key> for KeyRef<'_> {
+    fn equivalent(&self, key: &Key) -> bool {
+        self.hash == key.hash && *self.token == *key.token
+    }
+}
+
+/// The cache's hasher: the hash a [`Key`] or [`KeyRef`] carries, as it is.
+#[derive(Clone, Copy, Default)]
+struct PassThrough;
+
+impl BuildHasher for PassThrough {
+    type Hasher = PassThroughHasher;
+
+    fn build_hasher(&self) -> PassThroughHasher {
+        PassThroughHasher(0)
+    }
+}
+
+#[derive(Default)]
+struct PassThroughHasher(u64);
+
+impl std::hash::Hasher for PassThroughHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used by the keys above; fold anything else in regardless.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, hash: u64) {
+        self.0 = hash;
     }
 }
 
 // foldhash, not SipHash: hashing a 700-byte token with SipHash costs about as much as the
 // rest of a hit. Flooding is not a concern: only verified tokens are inserted.
-type Hasher = foldhash::fast::RandomState;
-type Entries = Cache<Box<str>, Entry, EntryWeight, Hasher, DefaultLifecycle<Box<str>, Entry>>;
+type TokenHasher = foldhash::fast::RandomState;
+type Entries = Cache<Key, Entry, EntryWeight, PassThrough, DefaultLifecycle<Key, Entry>>;
 
 #[derive(Clone)]
 pub(crate) struct TokenCache {
     entries: Arc<Entries>,
+    hasher: TokenHasher,
     max_ttl: i64,
     /// The least an entry weighs: `max_bytes / capacity`, so that weights bound the count.
     min_weight: u64,
@@ -90,34 +160,42 @@ impl TokenCache {
             .weight_capacity(shard_weight * shards)
             .build();
         let entries = match options {
-            Ok(options) => Cache::with_options(options, EntryWeight, Hasher::default(), DefaultLifecycle::default()),
+            Ok(options) => Cache::with_options(options, EntryWeight, PassThrough, DefaultLifecycle::default()),
             // Unreachable with the values above (the builder only rejects missing capacities or
             // out-of-range allocations); fall back to the library's own sizing, still bounded.
             Err(_) => Cache::with(
                 capacity as usize,
                 shard_weight * shards,
                 EntryWeight,
-                Hasher::default(),
+                PassThrough,
                 DefaultLifecycle::default(),
             ),
         };
         let max_ttl = i64::try_from(max_ttl.as_secs()).unwrap_or(i64::MAX);
-        TokenCache { entries: Arc::new(entries), max_ttl, min_weight }
+        TokenCache { entries: Arc::new(entries), hasher: TokenHasher::default(), max_ttl, min_weight }
     }
 
-    pub(crate) fn get(&self, token: &str) -> Option<Entry> {
-        self.entries.get(token)
+    /// The token's hash: computed once per request, used by [`get`](Self::get) and
+    /// [`insert`](Self::insert).
+    pub(crate) fn hash(&self, token: &str) -> TokenHash {
+        crate::work::count(crate::work::Work::TokenHash);
+        TokenHash(self.hasher.hash_one(token))
     }
 
-    pub(crate) fn insert(&self, token: &str, mut entry: Entry) {
+    pub(crate) fn get(&self, token: &str, hash: TokenHash) -> Option<Entry> {
+        crate::work::count(crate::work::Work::CacheLookup);
+        self.entries.get(&KeyRef { hash: hash.0, token })
+    }
+
+    pub(crate) fn insert(&self, token: &str, hash: TokenHash, mut entry: Entry) {
         entry.valid_until = entry.valid_until.min(crate::clock::unix_now().saturating_add(self.max_ttl));
         let bytes = (token.len() + entry.principal.heap_bytes()) as u64;
         entry.weight = bytes.max(self.min_weight);
-        self.entries.insert(token.into(), entry);
+        self.entries.insert(Key { hash: hash.0, token: token.into() }, entry);
     }
 
-    pub(crate) fn remove(&self, token: &str) {
-        self.entries.remove(token);
+    pub(crate) fn remove(&self, token: &str, hash: TokenHash) {
+        self.entries.remove(&KeyRef { hash: hash.0, token });
     }
 
     /// Drops every entry verified by one of `removed`.

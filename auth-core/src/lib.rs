@@ -32,6 +32,8 @@
 //! - `aws-lc-rs` (default): jsonwebtoken's aws-lc-rs backend.
 //! - `rust-crypto`: jsonwebtoken's RustCrypto backend (used when `aws-lc-rs` is off).
 //! - `test-util`: [`testkit`], an in-process OpenID issuer for tests.
+//! - `metrics`: every decision and key-source event through the `metrics` facade.
+//! - `work-counts`: per-thread counts of the per-request work (for the seam's tests).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -42,14 +44,17 @@ mod clock;
 mod config;
 mod credentials;
 mod crypto;
+mod decision;
 mod error;
 mod jwks;
 mod metrics;
 mod policy;
 mod readiness;
+mod request;
 mod scope;
 mod token;
 mod validator;
+mod work;
 
 #[cfg(feature = "test-util")]
 pub mod testkit;
@@ -58,9 +63,11 @@ pub use algorithm::Algorithm;
 pub use claims::{Claims, Principal};
 pub use config::{Issuer, TypPolicy};
 pub use credentials::{CredentialSources, bearer_token};
+pub use decision::{Admission, LOG_TARGET, Refusal, Rejection};
 pub use error::{AuthError, ClaimName, ConfigError, RejectReason, RequestError, TokenError};
 pub use metrics::MetricsSnapshot;
-pub use policy::{AccessPolicy, Rejection};
+pub use policy::{AccessPolicy, Decision, Verification};
 pub use readiness::{IssuerReadiness, Readiness};
+pub use request::{Headers, RequestContext};
 pub use scope::{ScopeRequirement, Scopes};
 pub use validator::{Validator, ValidatorBuilder};

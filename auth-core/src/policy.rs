@@ -1,12 +1,16 @@
-//! What a route demands of a request: a valid token (or none, for optional
-//! authentication) and scopes. Both adapters call [`AccessPolicy::check`], so the
-//! decision and its HTTP rendering are made once.
+//! What a route demands of a request, and the one protocol both adapters drive:
+//! [`AccessPolicy::decide`] answers whatever needs no I/O (the header syntax, a cached
+//! token, a refusal) or hands back a [`Verification`] that owns the token, already split
+//! and hashed; [`Verification::run`] finishes it. Nothing is parsed, looked up or hashed
+//! twice, and every outcome leaves through the exit in `decision.rs`.
 
-use crate::claims::Principal;
-use crate::credentials::{Credential, CredentialSources, bearer_credential};
-use crate::error::{AuthError, ConfigError};
+use crate::credentials::{CredentialSources, bearer_credential};
+use crate::decision::{Admission, Refusal};
+use crate::error::{AuthError, ConfigError, TokenError};
+use crate::request::{Headers, RequestContext};
 use crate::scope::ScopeRequirement;
-use crate::validator::Validator;
+use crate::token::{self, SplitToken};
+use crate::validator::{Lookup, Validator};
 
 /// A route's authentication policy: which validator, which scopes, whether a token is
 /// required, and where a token may be found.
@@ -20,7 +24,7 @@ use crate::validator::Validator;
 /// let optional = AccessPolicy::new(validator).optional();
 /// # Ok(()) }
 /// ```
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct AccessPolicy {
     validator: Validator,
     scopes: Option<ScopeRequirement>,
@@ -77,109 +81,91 @@ impl AccessPolicy {
         &self.validator
     }
 
-    /// Decides a request from its `Authorization` header values and query string.
-    /// `Ok(None)`: no token, and the policy is optional.
-    pub async fn check<'a, I>(&self, authorization: I, query: Option<&'a str>) -> Result<Option<Principal>, AuthError>
-    where
-        I: IntoIterator<Item = &'a [u8]>,
-    {
-        let Some(credential) = self.credential(authorization, query)? else { return Ok(None) };
-        // The cache first: a hit is a token that passed every check, its alphabet included
-        // (see `Credential`), so the scan of the whole token is for misses only.
-        let principal = match self.validator.cached(credential.token) {
-            Some(principal) => principal,
-            None => {
-                let token = credential.checked().inspect_err(|err| self.validator.record(err))?;
-                self.validator.validate_uncached(token).await?
-            }
-        };
-        self.authorize(principal).map(Some)
-    }
-
-    /// [`check`](Self::check) when the answer needs neither a signature check nor a key
-    /// fetch: a request refused by its headers alone, an optional policy's request without
-    /// a token, or a token from the verified-token cache. `None`: call `check`.
-    ///
-    /// Adapters answer the common case, a caller reusing its token, without an `async`
-    /// state machine or a boxed future.
+    /// The synchronous step: decides a request from what needs no I/O, or hands back the
+    /// [`Verification`] to run.
     ///
     /// ```
-    /// # async fn f(policy: auth_core::AccessPolicy, header: &[u8]) {
-    /// let decision = match policy.check_cached([header], None) {
-    ///     Some(decision) => decision,
-    ///     None => policy.check([header], None).await,
+    /// # async fn f(policy: auth_core::AccessPolicy, headers: http::HeaderMap) {
+    /// use auth_core::{Decision, RequestContext};
+    ///
+    /// let request = RequestContext::new("GET", "/orders", &headers);
+    /// let outcome = match policy.decide(&request) {
+    ///     Decision::Admit(admission) => Ok(admission),
+    ///     Decision::Refuse(refusal) => Err(refusal),
+    ///     Decision::Verify(verification) => verification.run().await,
     /// };
     /// # }
     /// ```
-    pub fn check_cached<'a, I>(
-        &self,
-        authorization: I,
-        query: Option<&'a str>,
-    ) -> Option<Result<Option<Principal>, AuthError>>
-    where
-        I: IntoIterator<Item = &'a [u8]>,
-    {
-        let credential = match self.credential(authorization, query) {
-            Ok(Some(credential)) => credential,
-            Ok(None) => return Some(Ok(None)),
-            Err(err) => return Some(Err(err)),
+    pub fn decide<H: Headers + ?Sized>(&self, request: &RequestContext<'_, H>) -> Decision {
+        crate::work::count(crate::work::Work::HeaderParse);
+        let validator = &self.validator;
+        let credential = match bearer_credential(request.header_values("authorization"), request.query(), self.sources)
+        {
+            Ok(credential) => credential,
+            Err(AuthError::MissingToken) if self.optional => return Decision::Admit(Admission::of(None)),
+            Err(err) => return Decision::Refuse(validator.refuse(err.into())),
         };
-        let principal = self.validator.cached(credential.token)?;
-        Some(self.authorize(principal).map(Some))
-    }
-
-    /// The request's credential; `Ok(None)` when there is none and the policy is optional.
-    fn credential<'a, I>(&self, authorization: I, query: Option<&'a str>) -> Result<Option<Credential<'a>>, AuthError>
-    where
-        I: IntoIterator<Item = &'a [u8]>,
-    {
-        match bearer_credential(authorization, query, self.sources) {
-            Ok(credential) => Ok(Some(credential)),
-            Err(AuthError::MissingToken) if self.optional => Ok(None),
-            Err(err) => {
-                self.validator.record(&err);
-                Err(err)
+        // The cache first: a hit is a token that passed every check, its alphabet included
+        // (see `Credential`), so the scan of the whole token is for misses only.
+        let hash = match validator.lookup(credential.token) {
+            Lookup::Hit { principal, issuer } => {
+                return match validator.authorize_principal(principal, issuer, self.scopes.as_ref()) {
+                    Ok(principal) => Decision::Admit(Admission::of(Some(principal))),
+                    Err(refusal) => Decision::Refuse(refusal),
+                };
             }
+            Lookup::TooLarge => None,
+            Lookup::Miss(hash) => Some(hash),
+        };
+        // A miss: the credential's syntax, then the size cap, then the JWS shape.
+        let split = credential.checked().and_then(|token| match hash {
+            None => Err(TokenError::TooLarge.into()),
+            Some(_) => token::split(token).map(|segments| SplitToken::new(token, segments)).map_err(AuthError::from),
+        });
+        let hash = hash.flatten();
+        match split {
+            Ok(token) => Decision::Verify(Verification { policy: self.clone(), token, hash }),
+            Err(err) => Decision::Refuse(validator.refuse(err.into())),
         }
-    }
-
-    /// The scope requirement, on a verified principal.
-    fn authorize(&self, principal: Principal) -> Result<Principal, AuthError> {
-        if let Some(scopes) = &self.scopes {
-            self.validator.check_scopes(&principal, scopes)?;
-        }
-        Ok(principal)
-    }
-
-    /// The response parts for `err`: status, `WWW-Authenticate` value (with the
-    /// validator's realm), JSON body, and `Retry-After` seconds for an outage.
-    pub fn rejection(&self, err: &AuthError) -> Rejection {
-        Rejection::from_error(err, self.validator.realm())
     }
 }
 
-/// How a rejected request is answered; identical in every adapter.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Rejection {
-    /// 400, 401, 403 or 503.
-    pub status: u16,
-    /// The `WWW-Authenticate` header value.
-    pub www_authenticate: String,
-    /// `{"error": ..., "error_description": ...}` (`application/json`).
-    pub body: String,
-    /// `Retry-After` seconds, for 503.
-    pub retry_after: Option<u64>,
+/// What [`AccessPolicy::decide`] found.
+#[derive(Debug)]
+#[must_use]
+pub enum Decision {
+    /// Let the request through.
+    Admit(Admission),
+    /// Answer it with the rejection.
+    Refuse(Refusal),
+    /// The token needs verifying (a signature check, maybe a key fetch): run this.
+    Verify(Verification),
 }
 
-impl Rejection {
-    /// The standard rendering of `err`, with `realm` in the challenge when given.
-    pub fn from_error(err: &AuthError, realm: Option<&str>) -> Rejection {
-        Rejection {
-            status: err.status(),
-            www_authenticate: err.www_authenticate(realm),
-            body: err.json_body(),
-            retry_after: err.retry_after_secs(),
-        }
+/// A token that needs verifying, owned (split and hashed already): the asynchronous
+/// step of [`AccessPolicy::decide`].
+#[must_use]
+pub struct Verification {
+    policy: AccessPolicy,
+    token: SplitToken,
+    hash: Option<crate::cache::TokenHash>,
+}
+
+impl Verification {
+    /// Verifies the token (fetching keys if needed), caches it, applies the route's
+    /// scope rule.
+    pub async fn run(self) -> Result<Admission, Refusal> {
+        let policy = &self.policy;
+        policy
+            .validator
+            .verify_and_admit(self.token.as_str(), self.token.segments(), self.hash, policy.scopes.as_ref())
+            .await
+            .map(|principal| Admission::of(Some(principal)))
+    }
+}
+
+impl std::fmt::Debug for Verification {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verification").finish_non_exhaustive()
     }
 }

@@ -37,13 +37,11 @@ pub(crate) fn all_base64url(bytes: &[u8]) -> bool {
     bytes.iter().fold(true, |ok, &b| ok & is_base64url(b))
 }
 
-/// Checks size and shape without decoding anything: at most `max_len` bytes, only
-/// base64url characters and exactly two dots, no empty segment. Padding (`=`), the
-/// standard alphabet (`+`, `/`) and whitespace fail here (RFC 7515 §2, §7.1).
-pub(crate) fn split(token: &str, max_len: usize) -> Result<Segments<'_>, TokenError> {
-    if token.len() > max_len {
-        return Err(TokenError::TooLarge);
-    }
+/// Checks the shape without decoding anything: only base64url characters and exactly
+/// two dots, no empty segment. Padding (`=`), the standard alphabet (`+`, `/`) and
+/// whitespace fail here (RFC 7515 §2, §7.1). The caller has checked the size.
+pub(crate) fn split(token: &str) -> Result<Segments<'_>, TokenError> {
+    crate::work::count(crate::work::Work::TokenSplit);
     // Find the first two dots; the three segments between them must be pure base64url
     // (so a third dot, or any other byte, fails the alphabet check).
     let bytes = token.as_bytes();
@@ -67,6 +65,37 @@ pub(crate) fn split(token: &str, max_len: usize) -> Result<Segments<'_>, TokenEr
         return Err(TokenError::Malformed("a segment is empty"));
     }
     Ok(Segments { header, payload, signature, signing_input: &token[..dots[1]] })
+}
+
+/// A token split once, owned: it travels from the synchronous step to the
+/// verification without being scanned again.
+#[derive(Clone)]
+pub(crate) struct SplitToken {
+    text: Box<str>,
+    /// Where the two dots are.
+    dots: (usize, usize),
+}
+
+impl SplitToken {
+    pub(crate) fn new(token: &str, segments: Segments<'_>) -> Self {
+        let first = segments.header.len();
+        SplitToken { text: token.into(), dots: (first, first + 1 + segments.payload.len()) }
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    pub(crate) fn segments(&self) -> Segments<'_> {
+        let (first, second) = self.dots;
+        let text = &*self.text;
+        Segments {
+            header: &text[..first],
+            payload: &text[first + 1..second],
+            signature: &text[second + 1..],
+            signing_input: &text[..second],
+        }
+    }
 }
 
 /// Decodes one base64url segment (canonical: no padding, no stray trailing bits).
@@ -201,8 +230,7 @@ mod tests {
 
     #[test]
     fn shape_is_checked_before_decoding() {
-        assert!(split("a.b.c", 100).is_ok());
-        assert_eq!(split("a.b.c", 4).unwrap_err(), TokenError::TooLarge);
+        assert!(split("a.b.c").is_ok());
         for bad in [
             "a.b",
             "a.b.c.d",
@@ -217,16 +245,19 @@ mod tests {
             "a.b.c\n",
             "",
         ] {
-            assert!(matches!(split(bad, 100), Err(TokenError::Malformed(_))), "{bad:?}");
+            assert!(matches!(split(bad), Err(TokenError::Malformed(_))), "{bad:?}");
         }
-        let s = split("hh.pp.ss", 100).unwrap();
+        let s = split("hh.pp.ss").unwrap();
         assert_eq!((s.header, s.payload, s.signature, s.signing_input), ("hh", "pp", "ss", "hh.pp"));
+        let owned = SplitToken::new("hh.pp.ss", s);
+        let t = owned.segments();
+        assert_eq!((t.header, t.payload, t.signature, t.signing_input), ("hh", "pp", "ss", "hh.pp"));
     }
 
     #[test]
     fn a_token_full_of_dots_is_rejected_at_the_third() {
         let token = ".".repeat(8000);
-        assert!(matches!(split(&token, 10_000), Err(TokenError::Malformed(_))));
+        assert!(matches!(split(&token), Err(TokenError::Malformed(_))));
     }
 
     #[test]

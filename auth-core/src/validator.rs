@@ -10,10 +10,11 @@ use reqwest::Url;
 use serde::de::IgnoredAny;
 
 use crate::algorithm::AlgorithmSet;
-use crate::cache::{Entry, TokenCache};
+use crate::cache::{Entry, TokenCache, TokenHash};
 use crate::claims::{Claims, Principal};
 use crate::clock::unix_now;
 use crate::config::{Issuer, KeySourceConfig, Settings, TypPolicy};
+use crate::decision::{Failure, Refusal, Rejection, WarnBudget, shortened};
 use crate::error::{AuthError, ClaimName, ConfigError, TokenError};
 use crate::jwks::{Fetcher, KeySource, Origin, check_url, parse_jwks};
 use crate::metrics::{Metrics, MetricsSnapshot};
@@ -50,6 +51,35 @@ struct Inner {
     settings: Arc<Settings>,
     provider: &'static CryptoProvider,
     metrics: Arc<Metrics>,
+    warn_budget: WarnBudget,
+}
+
+impl std::fmt::Debug for Validator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let issuers: Vec<&str> = self.inner.issuers.iter().map(|i| &*i.name).collect();
+        f.debug_struct("Validator")
+            .field("issuers", &issuers)
+            .field("cached_tokens", &self.cached_tokens())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What [`Validator::lookup`] found.
+pub(crate) enum Lookup {
+    /// A verified token, still good, with its issuer's index.
+    Hit { principal: Principal, issuer: usize },
+    /// Not cached: verify it (`None` when the cache is off).
+    Miss(Option<TokenHash>),
+    /// Over the size cap: never hashed nor looked up.
+    TooLarge,
+}
+
+/// A token that passed every check.
+struct Verified {
+    principal: Principal,
+    issuer: usize,
+    key: crate::jwks::KeyId,
+    valid_until: i64,
 }
 
 struct IssuerPolicy {
@@ -204,7 +234,8 @@ impl ValidatorBuilder {
             max_body: settings.max_jwks_bytes,
             allow_http: settings.allow_insecure_http,
         };
-        let metrics = Arc::new(Metrics::default());
+        let names: Vec<Arc<str>> = self.issuers.iter().map(|i| Arc::from(i.issuer.as_str())).collect();
+        let metrics = Arc::new(Metrics::new(&names));
         let cache = (settings.token_cache_capacity > 0).then(|| {
             TokenCache::new(settings.token_cache_capacity, settings.token_cache_max_bytes, settings.token_cache_max_ttl)
         });
@@ -242,6 +273,7 @@ impl ValidatorBuilder {
             };
             let keys = Arc::new(KeySource::new(
                 name.clone(),
+                issuers.len(),
                 origin,
                 algorithms,
                 static_keys,
@@ -262,7 +294,8 @@ impl ValidatorBuilder {
                 keys,
             });
         }
-        Ok(Validator { inner: Arc::new(Inner { issuers, by_name, cache, settings, provider, metrics }) })
+        let warn_budget = WarnBudget::default();
+        Ok(Validator { inner: Arc::new(Inner { issuers, by_name, cache, settings, provider, metrics, warn_budget }) })
     }
 }
 
@@ -276,69 +309,104 @@ impl Validator {
     ///
     /// Returns quickly without I/O when the key is cached. May fetch the issuer's keys
     /// (shared with concurrent callers, bounded by the cooldown and the fetch timeout).
+    /// The outcome is counted and logged like a request's.
     pub async fn validate(&self, token: &str) -> Result<Principal, AuthError> {
-        match self.cached(token) {
-            Some(principal) => Ok(principal),
-            None => self.validate_uncached(token).await,
-        }
-    }
-
-    /// The principal of `token` from the verified-token cache, when it is there and still
-    /// good: not past its `exp` (or maximum age), and its key still published.
-    pub(crate) fn cached(&self, token: &str) -> Option<Principal> {
-        let inner = &*self.inner;
-        let cache = inner.cache.as_ref()?;
-        if token.len() > inner.settings.max_token_bytes {
-            return None;
-        }
-        let entry = cache.get(token)?;
-        if unix_now() < entry.valid_until
-            && inner.issuers[entry.issuer].keys.still_trusts(entry.principal.key_id(), entry.key)
-        {
-            // One counter per hit: `accepted` is derived (misses accepted + hits).
-            inner.metrics.cache_hits.add_one();
-            return Some(entry.principal);
-        }
-        cache.remove(token);
-        None
-    }
-
-    /// [`validate`](Self::validate) without the cache lookup (the caller made it).
-    pub(crate) async fn validate_uncached(&self, token: &str) -> Result<Principal, AuthError> {
-        let result = self.verify(token).await;
-        if let Err(err) = &result {
-            self.record(err);
-        }
-        result
+        self.decide_token(token, None).await.map_err(|refusal| refusal.error)
     }
 
     /// Validates, then checks the scope requirement (403 `insufficient_scope` when unmet).
     pub async fn authorize(&self, token: &str, required: &ScopeRequirement) -> Result<Principal, AuthError> {
-        let principal = self.validate(token).await?;
-        self.check_scopes(&principal, required)?;
+        self.decide_token(token, Some(required)).await.map_err(|refusal| refusal.error)
+    }
+
+    async fn decide_token(&self, token: &str, scopes: Option<&ScopeRequirement>) -> Result<Principal, Refusal> {
+        let hash = match self.lookup(token) {
+            Lookup::Hit { principal, issuer } => return self.authorize_principal(principal, issuer, scopes),
+            Lookup::TooLarge => return Err(self.refuse(TokenError::TooLarge.into())),
+            Lookup::Miss(hash) => hash,
+        };
+        let segments = token::split(token).map_err(|err| self.refuse(err.into()))?;
+        self.verify_and_admit(token, segments, hash, scopes).await
+    }
+
+    /// The step every request takes first, without I/O: the size cap, then the
+    /// verified-token cache (hashing the token once). A hit is re-checked against the
+    /// clock and the issuer's current keys.
+    pub(crate) fn lookup(&self, token: &str) -> Lookup {
+        let inner = &*self.inner;
+        if token.len() > inner.settings.max_token_bytes {
+            return Lookup::TooLarge;
+        }
+        let Some(cache) = inner.cache.as_ref() else { return Lookup::Miss(None) };
+        let hash = cache.hash(token);
+        let Some(entry) = cache.get(token, hash) else { return Lookup::Miss(Some(hash)) };
+        if unix_now() < entry.valid_until
+            && inner.issuers[entry.issuer].keys.still_trusts(entry.principal.key_id(), entry.key)
+        {
+            inner.metrics.cache_hits.add_one();
+            return Lookup::Hit { principal: entry.principal, issuer: entry.issuer };
+        }
+        cache.remove(token, hash);
+        Lookup::Miss(Some(hash))
+    }
+
+    /// Verifies a token the cache did not have, caches it (under the hash `lookup`
+    /// computed), and applies the scope rule.
+    pub(crate) async fn verify_and_admit(
+        &self,
+        token: &str,
+        segments: token::Segments<'_>,
+        hash: Option<TokenHash>,
+        scopes: Option<&ScopeRequirement>,
+    ) -> Result<Principal, Refusal> {
+        match self.verify(segments).await {
+            Ok(verified) => {
+                if let (Some(cache), Some(hash)) = (&self.inner.cache, hash) {
+                    let entry =
+                        Entry::new(verified.principal.clone(), verified.issuer, verified.key, verified.valid_until);
+                    cache.insert(token, hash, entry);
+                }
+                self.authorize_principal(verified.principal, verified.issuer, scopes)
+            }
+            Err(failure) => Err(self.refuse(failure)),
+        }
+    }
+
+    /// The route's scope rule on a verified principal; an admission is counted here.
+    pub(crate) fn authorize_principal(
+        &self,
+        principal: Principal,
+        issuer: usize,
+        scopes: Option<&ScopeRequirement>,
+    ) -> Result<Principal, Refusal> {
+        if let Some(required) = scopes
+            && !required.is_satisfied_by(principal.scopes())
+        {
+            return Err(self.refuse(Failure {
+                error: AuthError::InsufficientScope { required: required.clone() },
+                issuer: Some(issuer),
+                kid: None,
+                client: principal.claims().client().map(shortened),
+            }));
+        }
+        self.inner.metrics.accepted(issuer);
         Ok(principal)
     }
 
-    /// Checks a verified principal against a scope requirement.
-    pub fn check_scopes(&self, principal: &Principal, required: &ScopeRequirement) -> Result<(), AuthError> {
-        if required.is_satisfied_by(principal.scopes()) {
-            return Ok(());
-        }
-        let err = AuthError::InsufficientScope { required: required.clone() };
-        tracing::debug!(
-            issuer = principal.issuer(),
-            client = principal.claims().client().map(truncate),
-            required = %required,
-            "request rejected: insufficient scope"
-        );
-        self.inner.metrics.reject(err.reason());
-        Err(err)
+    /// The exit of every refusal: counted, logged once, rendered.
+    pub(crate) fn refuse(&self, failure: Failure) -> Refusal {
+        let inner = &*self.inner;
+        let issuer = failure.issuer.and_then(|index| inner.issuers.get(index)).map_or("unknown", |i| &*i.name);
+        inner.metrics.rejected(failure.error.reason(), failure.issuer);
+        crate::decision::log_refusal(&failure, issuer, &inner.warn_budget);
+        Refusal { rejection: Box::new(Rejection::from_error(&failure.error, self.realm())), error: failure.error }
     }
 
-    /// Counts a rejection decided outside [`validate`](Self::validate) (for example a
-    /// missing or malformed `Authorization` header found by an adapter).
-    pub fn record(&self, err: &AuthError) {
-        self.inner.metrics.reject(err.reason());
+    /// Refuses a request for `error` decided outside the validator (an extractor that
+    /// finds no caller behind an optional policy, or claims that do not fit a type):
+    /// counted, logged and rendered like every other refusal.
+    pub fn refusal(&self, error: AuthError) -> Refusal {
+        self.refuse(error.into())
     }
 
     /// Fetches every remote issuer's keys now (ignoring the cooldown). Use it at start-up
@@ -394,41 +462,33 @@ impl Validator {
         err.www_authenticate(self.realm())
     }
 
-    /// Every check of a token, then the verified-token cache gets it.
-    async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+    /// Every check of a split token. Nothing is counted or logged here: the caller's
+    /// exit does that once.
+    async fn verify(&self, segments: token::Segments<'_>) -> Result<Verified, Failure> {
         let inner = &*self.inner;
-        if token.len() > inner.settings.max_token_bytes {
-            return Err(TokenError::TooLarge.into());
-        }
-        let segments = token::split(token, inner.settings.max_token_bytes)?;
         let header = token::parse_header(segments.header)?;
         let payload = token::decode_payload(segments.payload)?;
         let raw = token::parse_raw_claims(&payload)?;
-        let claims = Claims::from_raw(&raw)?;
+        let claims = Claims::from_raw(&raw)
+            .map_err(|err| Failure { kid: header.kid.as_deref().map(shortened), ..Failure::from(err) })?;
+        let failure = |index: Option<usize>, error: AuthError| Failure {
+            error,
+            issuer: index,
+            kid: header.kid.as_deref().map(shortened),
+            client: claims.client().map(shortened),
+        };
         let Some(&index) = inner.by_name.get(claims.issuer.as_str()) else {
-            tracing::debug!(reason = "unknown_issuer", kid = header.kid.as_deref().map(truncate), "token rejected");
-            return Err(TokenError::UnknownIssuer.into());
+            return Err(failure(None, TokenError::UnknownIssuer.into()));
         };
         let issuer = &inner.issuers[index];
         match self.check(issuer, &header, &claims, &raw, &payload, segments).await {
-            Ok((key, valid_until)) => {
-                inner.metrics.accepted.add_one();
-                let principal = Principal::new(claims, header.alg, header.kid, payload);
-                if let Some(cache) = &inner.cache {
-                    cache.insert(token, Entry::new(principal.clone(), index, key.id, valid_until));
-                }
-                Ok(principal)
-            }
-            Err(err) => {
-                tracing::debug!(
-                    issuer = %issuer.name,
-                    kid = header.kid.as_deref().map(truncate),
-                    client = claims.client().map(truncate),
-                    reason = err.reason().as_str(),
-                    "token rejected"
-                );
-                Err(err)
-            }
+            Ok((key, valid_until)) => Ok(Verified {
+                principal: Principal::new(claims, header.alg, header.kid, payload),
+                issuer: index,
+                key: key.id,
+                valid_until,
+            }),
+            Err(err) => Err(failure(Some(index), err)),
         }
     }
 
@@ -533,12 +593,4 @@ fn check_claims(
         }
     }
     Ok(valid_until)
-}
-
-/// Attacker-chosen strings go to logs only shortened.
-fn truncate(s: &str) -> &str {
-    match s.char_indices().nth(64) {
-        Some((end, _)) => &s[..end],
-        None => s,
-    }
 }

@@ -6,7 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use auth_core::testkit::{DEFAULT_AUDIENCE, TestIssuer, TestKey, TokenBuilder, sign_raw};
-use auth_core::{Algorithm, AuthError, Issuer, RejectReason, ScopeRequirement, TokenError, TypPolicy, Validator};
+use auth_core::{
+    Algorithm, AuthError, Decision, Issuer, Principal, RejectReason, Rejection, RequestContext, ScopeRequirement,
+    TokenError, TypPolicy, Validator,
+};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::json;
@@ -440,7 +443,7 @@ async fn policy_checks_the_header_syntax_on_every_miss() {
     let token = idp.token().scope("orders:read").sign();
     let header = format!("Bearer {token}");
     for _ in 0..3 {
-        let principal = policy.check([header.as_bytes()], None).await.unwrap().unwrap();
+        let principal = check(&policy, [header.as_bytes()], None).await.unwrap().unwrap();
         assert!(principal.scopes().contains("orders:read"));
     }
     assert_eq!(validator.metrics().cache_hits, 2);
@@ -452,7 +455,7 @@ async fn policy_checks_the_header_syntax_on_every_miss() {
         format!("Bearer {token}=="),
         format!("Bearer {token} x"),
     ] {
-        let err = policy.check([bad.as_bytes()], None).await.unwrap_err();
+        let err = check(&policy, [bad.as_bytes()], None).await.unwrap_err();
         assert_eq!(err.reason(), RejectReason::Malformed, "{bad}");
     }
     let m = validator.metrics();
@@ -460,7 +463,7 @@ async fn policy_checks_the_header_syntax_on_every_miss() {
     assert_eq!(m.cache_hits, 2);
     // Scopes are checked on hits too.
     let strict = auth_core::AccessPolicy::new(validator.clone()).require_scopes(["orders:write"]).unwrap();
-    assert_eq!(strict.check([header.as_bytes()], None).await.unwrap_err().status(), 403);
+    assert_eq!(check(&strict, [header.as_bytes()], None).await.unwrap_err().status(), 403);
     assert_eq!(validator.metrics().cache_hits, 3);
 }
 
@@ -471,30 +474,31 @@ async fn policy_check_cached_answers_without_io_or_defers() {
     let policy = auth_core::AccessPolicy::new(validator.clone()).require_scopes(["orders:read"]).unwrap();
     let optional = auth_core::AccessPolicy::new(validator.clone()).optional();
     let none: [&[u8]; 0] = [];
-    assert_eq!(policy.check_cached(none, None).unwrap().unwrap_err(), AuthError::MissingToken);
-    assert!(optional.check_cached(none, None).unwrap().unwrap().is_none());
+    assert_eq!(check_cached(&policy, none, None).unwrap().unwrap_err(), AuthError::MissingToken);
+    assert!(check_cached(&optional, none, None).unwrap().unwrap().is_none());
     assert_eq!(
-        policy.check_cached([b"Basic abc".as_slice()], None).unwrap().unwrap_err(),
+        check_cached(&policy, [b"Basic abc".as_slice()], None).unwrap().unwrap_err(),
         AuthError::UnsupportedScheme
     );
     assert_eq!(
-        optional.check_cached([b"Basic abc".as_slice()], None).unwrap().unwrap_err(),
+        check_cached(&optional, [b"Basic abc".as_slice()], None).unwrap().unwrap_err(),
         AuthError::UnsupportedScheme
     );
 
     let token = idp.token().scope("orders:read").sign();
     let header = format!("Bearer {token}");
-    assert!(policy.check_cached([header.as_bytes()], None).is_none(), "not verified yet: defer to check");
+    assert!(check_cached(&policy, [header.as_bytes()], None).is_none(), "not verified yet: defer to check");
     assert_eq!(idp.jwks_fetches(), 0, "check_cached never fetches");
-    policy.check([header.as_bytes()], None).await.unwrap().unwrap();
-    let principal = policy.check_cached([header.as_bytes()], None).unwrap().unwrap().unwrap();
+    check(&policy, [header.as_bytes()], None).await.unwrap().unwrap();
+    let principal = check_cached(&policy, [header.as_bytes()], None).unwrap().unwrap().unwrap();
     assert!(principal.scopes().contains("orders:read"));
 
     let write = auth_core::AccessPolicy::new(validator.clone()).require_scopes(["orders:write"]).unwrap();
-    assert_eq!(write.check_cached([header.as_bytes()], None).unwrap().unwrap_err().status(), 403);
+    assert_eq!(check_cached(&write, [header.as_bytes()], None).unwrap().unwrap_err().status(), 403);
     let bad = format!("Bearer {token}!");
-    assert!(policy.check_cached([bad.as_bytes()], None).is_none(), "not cached: the full check decides");
-    assert_eq!(policy.check([bad.as_bytes()], None).await.unwrap_err().reason(), RejectReason::Malformed);
+    // Not cached, and refused by its syntax: decided in the synchronous step.
+    assert_eq!(check_cached(&policy, [bad.as_bytes()], None).unwrap().unwrap_err().reason(), RejectReason::Malformed);
+    assert_eq!(check(&policy, [bad.as_bytes()], None).await.unwrap_err().reason(), RejectReason::Malformed);
 }
 
 /// RFC 6750 §3.1: a malformed token is 401 `invalid_token`; no credentials, or another
@@ -553,8 +557,8 @@ async fn item07_rfc6750_answers() {
     ];
     for policy in [&required, &optional, &query] {
         for (name, headers, query, status, code) in &cases {
-            let err = policy.check(headers.iter().map(|v| v.as_bytes()), query.as_deref()).await.expect_err(name);
-            let challenge = policy.rejection(&err).www_authenticate;
+            let err = check(policy, headers.iter().map(|v| v.as_bytes()), query.as_deref()).await.expect_err(name);
+            let challenge = Rejection::from_error(&err, None).www_authenticate().to_owned();
             assert_eq!(err.status(), *status, "{name}: {err:?}");
             if *code == BARE {
                 assert_eq!(challenge, "Bearer", "{name}");
@@ -565,21 +569,67 @@ async fn item07_rfc6750_answers() {
     }
     // No credentials at all: 401 bare, or anonymous under optional authentication.
     let none: [&[u8]; 0] = [];
-    let err = required.check(none, None).await.unwrap_err();
+    let err = check(&required, none, None).await.unwrap_err();
     assert_eq!((err.status(), policy_challenge(&required, &err)), (401, "Bearer".to_owned()));
-    assert!(optional.check(none, None).await.unwrap().is_none());
+    assert!(check(&optional, none, None).await.unwrap().is_none());
     // A query token is malformed (401) only where query tokens are accepted.
     let bad_query = Some("access_token=a%20b");
-    assert_eq!(query.check(none, bad_query).await.unwrap_err().status(), 401);
-    assert_eq!(required.check(none, bad_query).await.unwrap_err(), AuthError::MissingToken);
+    assert_eq!(check(&query, none, bad_query).await.unwrap_err().status(), 401);
+    assert_eq!(check(&required, none, bad_query).await.unwrap_err(), AuthError::MissingToken);
     assert_eq!(
-        query.check(none, Some(&format!("access_token={token}")[..])).await.unwrap().unwrap().key_id(),
+        check(&query, none, Some(&format!("access_token={token}")[..])).await.unwrap().unwrap().key_id(),
         Some("rs256-1")
     );
 }
 
-fn policy_challenge(policy: &auth_core::AccessPolicy, err: &AuthError) -> String {
-    policy.rejection(err).www_authenticate
+fn policy_challenge(_policy: &auth_core::AccessPolicy, err: &AuthError) -> String {
+    Rejection::from_error(err, None).www_authenticate().to_owned()
+}
+
+/// A request to `/orders` with these `Authorization` values and query, as an adapter
+/// builds it.
+fn request_headers<'a>(authorization: impl IntoIterator<Item = &'a [u8]>) -> http::HeaderMap {
+    let mut headers = http::HeaderMap::new();
+    for value in authorization {
+        headers.append("authorization", http::HeaderValue::from_bytes(value).expect("a header value"));
+    }
+    headers
+}
+
+fn target(query: Option<&str>) -> String {
+    query.map_or("/orders".to_owned(), |q| format!("/orders?{q}"))
+}
+
+/// Drives a policy the way the adapters do: the synchronous step, then the verification.
+async fn check<'a>(
+    policy: &auth_core::AccessPolicy,
+    authorization: impl IntoIterator<Item = &'a [u8]>,
+    query: Option<&str>,
+) -> Result<Option<Principal>, AuthError> {
+    let headers = request_headers(authorization);
+    let target = target(query);
+    let decision = policy.decide(&RequestContext::new("GET", &target, &headers));
+    let outcome = match decision {
+        Decision::Admit(admission) => Ok(admission),
+        Decision::Refuse(refusal) => Err(refusal),
+        Decision::Verify(verification) => verification.run().await,
+    };
+    outcome.map(|admission| admission.principal).map_err(|refusal| refusal.error)
+}
+
+/// The synchronous step alone: `None` when the token needs verifying.
+fn check_cached<'a>(
+    policy: &auth_core::AccessPolicy,
+    authorization: impl IntoIterator<Item = &'a [u8]>,
+    query: Option<&str>,
+) -> Option<Result<Option<Principal>, AuthError>> {
+    let headers = request_headers(authorization);
+    let target = target(query);
+    match policy.decide(&RequestContext::new("GET", &target, &headers)) {
+        Decision::Admit(admission) => Some(Ok(admission.principal)),
+        Decision::Refuse(refusal) => Some(Err(refusal.error)),
+        Decision::Verify(_) => None,
+    }
 }
 
 /// Until sender constraints are checked, a bound token is refused: accepting it as a

@@ -40,38 +40,38 @@ pub struct Authenticated(pub Principal);
 #[derive(Debug, Clone)]
 pub struct TypedClaims<T>(pub T);
 
-/// Why an extractor failed: an authentication error (rendered like the layer's), or a
-/// route that has no [`AuthLayer`](crate::AuthLayer) (500: a server configuration error).
+/// Why an extractor failed: an authentication refusal, answered the way the layer's
+/// [`on_rejection`](crate::AuthLayer::on_rejection) answers (JSON, gRPC status, or
+/// yours), or a route that has no [`AuthLayer`](crate::AuthLayer) (500: a server
+/// configuration error).
 #[derive(Debug)]
 pub enum ExtractorRejection {
-    /// The request is not authenticated, or its claims do not fit the type.
-    Auth(Rejection),
+    /// The request is not authenticated, or its claims do not fit the type: the layer's
+    /// response for it.
+    Auth(Box<http::Response<bytes::Bytes>>),
     /// No `AuthLayer` ran for this request.
-    LayerMissing,
+    LayerMissing(Box<Rejection>),
 }
 
 impl IntoResponse for ExtractorRejection {
     fn into_response(self) -> Response {
         match self {
-            ExtractorRejection::Auth(rejection) => json_response(&rejection).map(axum::body::Body::from),
-            ExtractorRejection::LayerMissing => {
-                tracing::error!("an auth extractor was used on a route without AuthLayer");
-                let body = r#"{"error":"server_error","error_description":"authentication middleware is not configured for this route"}"#;
-                (http::StatusCode::INTERNAL_SERVER_ERROR, [(http::header::CONTENT_TYPE, "application/json")], body)
-                    .into_response()
-            }
+            ExtractorRejection::Auth(response) => response.map(axum::body::Body::from),
+            ExtractorRejection::LayerMissing(rejection) => json_response(&rejection).map(axum::body::Body::from),
         }
     }
 }
 
 fn state(parts: &Parts) -> Result<(&LayerRan, Option<&Principal>), ExtractorRejection> {
-    let ran = parts.extensions.get::<LayerRan>().ok_or(ExtractorRejection::LayerMissing)?;
+    let Some(ran) = parts.extensions.get::<LayerRan>() else {
+        return Err(ExtractorRejection::LayerMissing(Box::new(Rejection::middleware_missing(parts.uri.path()))));
+    };
     Ok((ran, parts.extensions.get::<Principal>()))
 }
 
 fn reject(ran: &LayerRan, err: AuthError) -> ExtractorRejection {
-    ran.validator.record(&err);
-    ExtractorRejection::Auth(Rejection::from_error(&err, ran.validator.realm()))
+    let refusal = ran.0.validator.refusal(err);
+    ExtractorRejection::Auth(Box::new((ran.0.render)(&refusal)))
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Authenticated {
@@ -94,7 +94,11 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for Authenticated {
 }
 
 fn claims<T: DeserializeOwned>(ran: &LayerRan, principal: &Principal) -> Result<TypedClaims<T>, ExtractorRejection> {
-    principal.custom_claims().map(TypedClaims).map_err(|_| reject(ran, TokenError::UnexpectedClaims.into()))
+    principal.custom_claims().map(TypedClaims).map_err(|err| {
+        // serde's message may quote claim values: it goes to the debug log, not the client.
+        tracing::debug!(error = %err, claims_type = std::any::type_name::<T>(), "claims do not fit the handler's type");
+        reject(ran, TokenError::UnexpectedClaims.into())
+    })
 }
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for TypedClaims<T> {

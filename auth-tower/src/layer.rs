@@ -4,17 +4,19 @@ use std::future::{Future, Ready};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use auth_core::{AccessPolicy, ConfigError, Validator};
+use std::sync::Arc;
+
+use auth_core::{AccessPolicy, Admission, ConfigError, Decision, Refusal, RequestContext, Validator};
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
-use http::{Request, Response, header};
+use http::{Request, Response};
 use http_body_util::{Either, Full};
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::LayerRan;
 use crate::rejection::{JsonRejection, OnRejection};
+use crate::{LayerRan, LayerShared};
 
 /// The body of an [`AuthService`] response: the inner service's, or the rejection's.
 pub type ResponseBody<B> = Either<B, Full<Bytes>>;
@@ -36,7 +38,7 @@ pub type ResponseBody<B> = Either<B, Full<Bytes>>;
 /// let grpc = AuthLayer::new(AccessPolicy::new(validator)).on_rejection(GrpcRejection);
 /// # Ok(()) }
 /// ```
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct AuthLayer<R = JsonRejection> {
     policy: AccessPolicy,
     on_rejection: R,
@@ -79,11 +81,16 @@ impl<R> AuthLayer<R> {
     }
 }
 
-impl<S, R: Clone> Layer<S> for AuthLayer<R> {
+impl<S, R: OnRejection> Layer<S> for AuthLayer<R> {
     type Service = AuthService<S, R>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        AuthService { inner, policy: self.policy.clone(), on_rejection: self.on_rejection.clone() }
+        let on_rejection = self.on_rejection.clone();
+        let shared = Arc::new(LayerShared {
+            validator: self.policy.validator().clone(),
+            render: Box::new(move |refusal: &Refusal| on_rejection.on_rejection(&refusal.error, &refusal.rejection)),
+        });
+        AuthService { inner, policy: self.policy.clone(), on_rejection: self.on_rejection.clone(), shared }
     }
 }
 
@@ -93,6 +100,30 @@ pub struct AuthService<S, R = JsonRejection> {
     inner: S,
     policy: AccessPolicy,
     on_rejection: R,
+    shared: Arc<LayerShared>,
+}
+
+impl<S, R> AuthService<S, R> {
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The wrapped service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The wrapped service, unwrapped.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, R> std::fmt::Debug for AuthService<S, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthService").finish_non_exhaustive()
+    }
 }
 
 impl<S, R, ReqBody, ResBody> Service<Request<ReqBody>> for AuthService<S, R>
@@ -114,32 +145,27 @@ where
         // Use the service that was driven to readiness; leave a fresh clone in its place.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        // Decided without I/O (a cached token, or a refusal from the headers alone): no
-        // boxed future. Only a token that needs verifying takes the async path.
-        let decided = {
-            let authorization = request.headers().get_all(header::AUTHORIZATION).iter().map(|v| v.as_bytes());
-            self.policy.check_cached(authorization, request.uri().query())
-        };
-        match decided {
-            Some(Ok(principal)) => {
-                admit(&mut request, principal, self.policy.validator());
-                ResponseFuture { state: State::Inner { future: inner.call(request) } }
+        let decision = self.policy.decide(&context(&request));
+        match decision {
+            Decision::Admit(admission) => {
+                let headers = admit(&mut request, admission, &self.shared);
+                ResponseFuture { state: State::Inner { future: inner.call(request), headers } }
             }
-            Some(Err(err)) => {
-                let response = reject(&self.on_rejection, &self.policy, &err);
+            Decision::Refuse(refusal) => {
+                let response = render(&self.on_rejection, &refusal);
                 ResponseFuture { state: State::Rejected { response: std::future::ready(Ok(response)) } }
             }
-            None => {
-                let policy = self.policy.clone();
-                let on_rejection = self.on_rejection.clone();
+            Decision::Verify(verification) => {
+                // Only a token that needs verifying takes the boxed, asynchronous path.
+                let (shared, on_rejection) = (self.shared.clone(), self.on_rejection.clone());
                 let future = Box::pin(async move {
-                    let authorization = request.headers().get_all(header::AUTHORIZATION).iter().map(|v| v.as_bytes());
-                    match policy.check(authorization, request.uri().query()).await {
-                        Ok(principal) => {
-                            admit(&mut request, principal, policy.validator());
-                            Ok(inner.call(request).await?.map(Either::Left))
+                    match verification.run().await {
+                        Ok(admission) => {
+                            let headers = admit(&mut request, admission, &shared);
+                            let response = inner.call(request).await?;
+                            Ok(with_headers(response.map(Either::Left), headers))
                         }
-                        Err(err) => Ok(reject(&on_rejection, &policy, &err)),
+                        Err(refusal) => Ok(render(&on_rejection, &refusal)),
                     }
                 });
                 ResponseFuture { state: State::Checking { future } }
@@ -148,21 +174,50 @@ where
     }
 }
 
-/// Hands the request's principal (and the proof the layer ran) to the extractors.
-fn admit<B>(request: &mut Request<B>, principal: Option<auth_core::Principal>, validator: &Validator) {
-    let extensions = request.extensions_mut();
-    if let Some(principal) = principal {
-        extensions.insert(principal);
-    }
-    extensions.insert(LayerRan { validator: validator.clone() });
+/// What the core needs to know of the request: method, target (the original one when
+/// axum nested the router), headers, and the peer when axum's `ConnectInfo` is there.
+fn context<B>(request: &Request<B>) -> RequestContext<'_, http::HeaderMap> {
+    let target = request.uri().path_and_query().map_or("/", |target| target.as_str());
+    let context = RequestContext::new(request.method().as_str(), target, request.headers());
+    #[cfg(feature = "axum")]
+    let context = {
+        let extensions = request.extensions();
+        let context = match extensions.get::<axum::extract::OriginalUri>() {
+            Some(original) => {
+                context.original_target(original.0.path_and_query().map_or("/", |target| target.as_str()))
+            }
+            None => context,
+        };
+        match extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>() {
+            Some(peer) => context.peer_addr(peer.0),
+            None => context,
+        }
+    };
+    context
 }
 
-fn reject<R: OnRejection, B>(
-    on_rejection: &R,
-    policy: &AccessPolicy,
-    err: &auth_core::AuthError,
-) -> Response<ResponseBody<B>> {
-    on_rejection.on_rejection(err, &policy.rejection(err)).map(|body| Either::Right(Full::new(body)))
+/// Hands the request's principal (and the proof the layer ran) to the extractors;
+/// returns the headers the response gets.
+fn admit<B>(request: &mut Request<B>, admission: Admission, shared: &Arc<LayerShared>) -> Vec<(&'static str, String)> {
+    let extensions = request.extensions_mut();
+    if let Some(principal) = admission.principal {
+        extensions.insert(principal);
+    }
+    extensions.insert(LayerRan(shared.clone()));
+    admission.response_headers
+}
+
+fn with_headers<B>(mut response: Response<B>, headers: Vec<(&'static str, String)>) -> Response<B> {
+    for (name, value) in headers {
+        if let Ok(value) = http::HeaderValue::from_str(&value) {
+            response.headers_mut().append(name, value);
+        }
+    }
+    response
+}
+
+fn render<R: OnRejection, B>(on_rejection: &R, refusal: &Refusal) -> Response<ResponseBody<B>> {
+    on_rejection.on_rejection(&refusal.error, &refusal.rejection).map(|body| Either::Right(Full::new(body)))
 }
 
 pin_project! {
@@ -177,7 +232,7 @@ pin_project! {
     #[project = StateProj]
     enum State<F, B, E> {
         /// Admitted without I/O: the inner service's future.
-        Inner { #[pin] future: F },
+        Inner { #[pin] future: F, headers: Vec<(&'static str, String)> },
         /// Refused without calling the inner service.
         Rejected { response: Ready<Result<Response<ResponseBody<B>>, E>> },
         /// The token is being verified (a signature check, maybe a key fetch), then the
@@ -194,7 +249,9 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().state.project() {
-            StateProj::Inner { future } => future.poll(cx).map_ok(|response| response.map(Either::Left)),
+            StateProj::Inner { future, headers } => {
+                future.poll(cx).map_ok(|response| with_headers(response.map(Either::Left), std::mem::take(headers)))
+            }
             StateProj::Rejected { response } => Pin::new(response).poll(cx),
             StateProj::Checking { future } => future.as_mut().poll(cx),
         }

@@ -45,9 +45,19 @@ pub use auth_core::{
 };
 
 /// Marks a request the layer has seen (authenticated or, for an optional policy, not).
-/// Extractors use it to tell "no token" from "the layer is not configured here".
+/// Extractors use it to tell "no token" from "the layer is not configured here", and to
+/// answer their own refusals the way the layer would (its `on_rejection`).
 #[derive(Clone)]
-pub(crate) struct LayerRan {
+pub(crate) struct LayerRan(#[cfg_attr(not(feature = "axum"), allow(dead_code))] pub(crate) std::sync::Arc<LayerShared>);
+
+/// What every request a layer let through shares with the extractors.
+pub(crate) struct LayerShared {
     #[cfg_attr(not(feature = "axum"), allow(dead_code))]
     pub(crate) validator: Validator,
+    /// The layer's `on_rejection`, type-erased for the extractors.
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
+    pub(crate) render: Render,
 }
+
+/// Renders a refusal as the layer's `on_rejection` does.
+pub(crate) type Render = Box<dyn Fn(&auth_core::Refusal) -> http::Response<bytes::Bytes> + Send + Sync>;

@@ -17,7 +17,7 @@ use http::{HeaderValue, Response, StatusCode, header};
 /// let layer = AuthLayer::new(policy).on_rejection(|err: &AuthError, r: &Rejection| {
 ///     Response::builder()
 ///         .status(r.status)
-///         .header("www-authenticate", r.www_authenticate.as_str())
+///         .header("www-authenticate", r.www_authenticate())
 ///         .body(format!("denied: {err}").into())
 ///         .unwrap_or_default()
 /// });
@@ -60,8 +60,10 @@ pub(crate) fn json_response(rejection: &Rejection) -> Response<Bytes> {
 fn insert_common(headers: &mut http::HeaderMap, rejection: &Rejection) {
     // Challenge values are built from fixed texts and validated configuration, so this
     // conversion cannot fail; if it ever did, the status still tells the client enough.
-    if let Ok(value) = HeaderValue::from_str(&rejection.www_authenticate) {
-        headers.insert(header::WWW_AUTHENTICATE, value);
+    for challenge in &rejection.challenges {
+        if let Ok(value) = HeaderValue::from_str(challenge) {
+            headers.append(header::WWW_AUTHENTICATE, value);
+        }
     }
     if let Some(secs) = rejection.retry_after {
         headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
@@ -69,26 +71,19 @@ fn insert_common(headers: &mut http::HeaderMap, rejection: &Rejection) {
 }
 
 /// For gRPC services (tonic): a trailers-only response, HTTP 200 with `grpc-status`
-/// 16 `UNAUTHENTICATED` (400/401), 7 `PERMISSION_DENIED` (403) or 14 `UNAVAILABLE`
-/// (503), the description in `grpc-message`, and the `WWW-Authenticate` challenge.
+/// 16 `UNAUTHENTICATED` (400/401), 7 `PERMISSION_DENIED` (403), 14 `UNAVAILABLE` (503)
+/// or 13 `INTERNAL` (500), the description in `grpc-message`, and the `WWW-Authenticate`
+/// challenge.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct GrpcRejection;
 
 impl OnRejection for GrpcRejection {
     fn on_rejection(&self, _error: &AuthError, rejection: &Rejection) -> Response<Bytes> {
-        let code: u16 = match rejection.status {
-            403 => 7,
-            503 => 14,
-            _ => 16,
-        };
-        let description = serde_json::from_str::<serde_json::Value>(&rejection.body)
-            .ok()
-            .and_then(|v| v["error_description"].as_str().map(percent_encode_grpc_message));
         let mut response = Response::new(Bytes::new());
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
-        headers.insert("grpc-status", HeaderValue::from(code));
-        if let Some(value) = description.and_then(|d| HeaderValue::from_str(&d).ok()) {
+        headers.insert("grpc-status", HeaderValue::from(u16::from(rejection.grpc_status)));
+        if let Ok(value) = HeaderValue::from_str(&percent_encode_grpc_message(&rejection.description)) {
             headers.insert("grpc-message", value);
         }
         insert_common(headers, rejection);

@@ -30,7 +30,7 @@ use crate::algorithm::{Algorithm, AlgorithmSet};
 use crate::cache::TokenCache;
 use crate::config::Settings;
 use crate::error::{AuthError, TokenError};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, SourceEvent};
 use crate::readiness::IssuerReadiness;
 
 /// How many kids proven unknown are remembered (each for one cooldown at most, and
@@ -76,8 +76,9 @@ struct RefreshState {
 }
 
 pub(crate) struct KeySource {
-    /// The configured issuer.
+    /// The configured issuer, and its place in the validator's list (for metrics).
     issuer: Arc<str>,
+    index: usize,
     /// With discovery, the document's exact `issuer`, which tokens must carry.
     discovered_issuer: ArcSwapOption<String>,
     origin: Origin,
@@ -95,6 +96,7 @@ impl KeySource {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         issuer: Arc<str>,
+        index: usize,
         origin: Origin,
         allowed: AlgorithmSet,
         static_keys: Option<KeySet>,
@@ -114,6 +116,7 @@ impl KeySource {
         });
         KeySource {
             issuer,
+            index,
             discovered_issuer: ArcSwapOption::empty(),
             origin,
             allowed,
@@ -243,7 +246,7 @@ impl KeySource {
                 drop(self.begin_refresh(false));
             }
             if snapshot.expires_at.is_some_and(|at| now >= at) {
-                Metrics::inc(&self.metrics.stale_served);
+                self.metrics.source(SourceEvent::StaleServed, self.index);
             }
         }
         Some(f(&snapshot.keys))
@@ -341,7 +344,7 @@ impl KeySource {
     /// Whether the issuer answered with a key set.
     async fn fetch_and_install(&self) -> bool {
         let Err(err) = self.try_fetch_and_install().await else { return true };
-        Metrics::inc(&self.metrics.refresh_failures);
+        self.metrics.source(SourceEvent::RefreshFailure, self.index);
         let stale = self.snapshot.load().is_some();
         tracing::warn!(issuer = %self.issuer, error = %err, serving_last_good_keys = stale, "JWKS refresh failed");
         false
@@ -351,7 +354,7 @@ impl KeySource {
         let url = self.jwks_url().await?;
         let current = self.snapshot.load_full();
         let etag = current.as_ref().and_then(|s| s.etag.as_deref());
-        Metrics::inc(&self.metrics.jwks_fetches);
+        self.metrics.source(SourceEvent::JwksFetch, self.index);
         let fetched = self.fetcher.get(&url, etag).await;
         if matches!(fetched, Err(FetchError::Status(404 | 410))) {
             // The discovered jwks_uri may have moved: discover again next time.
@@ -362,7 +365,7 @@ impl KeySource {
         match fetched.map_err(|e| format!("JWKS fetch: {e}"))? {
             Fetched::NotModified { max_age } => {
                 let Some(current) = current else { return Err("304 without a cached JWKS".into()) };
-                Metrics::inc(&self.metrics.jwks_not_modified);
+                self.metrics.source(SourceEvent::JwksNotModified, self.index);
                 self.install(current.keys.clone(), current.etag.clone(), max_age, &current.keys);
                 Ok(())
             }
@@ -399,7 +402,7 @@ impl KeySource {
             etag,
         })));
         if changed {
-            Metrics::inc(&self.metrics.key_sets_installed);
+            self.metrics.source(SourceEvent::KeySetInstalled, self.index);
             self.unknown_kids.invalidate_all();
             tracing::info!(issuer = %self.issuer, keys = count, removed = removed.len(), ttl_secs = ttl.as_secs(), "JWKS installed");
             if let Some(cache) = &self.token_cache {
@@ -417,7 +420,7 @@ impl KeySource {
         if let Some(url) = jwks_uri.lock().unwrap_or_else(|p| p.into_inner()).clone() {
             return Ok(url);
         }
-        Metrics::inc(&self.metrics.discovery_fetches);
+        self.metrics.source(SourceEvent::DiscoveryFetch, self.index);
         let body = match self.fetcher.get(discovery_url, None).await.map_err(|e| format!("discovery: {e}"))? {
             Fetched::Document { body, .. } => body,
             Fetched::NotModified { .. } => return Err("discovery: unexpected 304".into()),

@@ -43,6 +43,29 @@ pub const DEFAULT_AUDIENCE: &str = "test-api";
 /// The `sub` and `client_id` tokens get unless told otherwise.
 pub const DEFAULT_CLIENT: &str = "test-client";
 
+/// The per-request work done on this thread since the last call (feature `work-counts`):
+/// what the seam promises to do once per request.
+#[cfg(feature = "work-counts")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct WorkCounts {
+    /// Credentials read from a request's headers and query.
+    pub header_parses: u32,
+    /// Verified-token cache lookups.
+    pub cache_lookups: u32,
+    /// Tokens split into their segments.
+    pub token_splits: u32,
+    /// Tokens hashed for the cache.
+    pub token_hashes: u32,
+}
+
+/// Takes this thread's [`WorkCounts`] (and starts them again from zero).
+#[cfg(feature = "work-counts")]
+pub fn take_work_counts() -> WorkCounts {
+    let [header_parses, cache_lookups, token_splits, token_hashes] = crate::work::take();
+    WorkCounts { header_parses, cache_lookups, token_splits, token_hashes }
+}
+
 /// How the issuer misbehaves.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
