@@ -183,3 +183,64 @@ async fn plain_tower_service() {
     let req = http::Request::builder().body(String::new()).unwrap();
     assert_eq!(service.oneshot(req).await.unwrap().status(), 401);
 }
+
+/// Extractor refusals are answered by the layer's `on_rejection`: a gRPC route answers
+/// gRPC (status 16), a custom route its own body, never the default JSON.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extractor_rejections_go_through_the_layers_on_rejection() {
+    let idp = TestIssuer::start().await.unwrap();
+    let validator = Validator::builder().issuer(idp.jwks_issuer()).build().unwrap();
+    let grpc = AuthLayer::new(AccessPolicy::new(validator.clone()).optional()).on_rejection(GrpcRejection);
+    let custom = AuthLayer::new(AccessPolicy::new(validator.clone())).on_rejection(|err: &AuthError, r: &Rejection| {
+        http::Response::builder().status(r.status).body(format!("custom: {}", err.reason().as_str()).into()).unwrap()
+    });
+    let base = serve(
+        Router::new()
+            .route("/grpc-tenant", get(tenant).route_layer(grpc.clone()))
+            .route("/grpc-whoami", get(whoami).route_layer(grpc))
+            .route("/custom-tenant", get(tenant).route_layer(custom)),
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let no_tenant = idp.token().sign();
+    let r = client.get(format!("{base}/grpc-tenant")).bearer_auth(&no_tenant).send().await.unwrap();
+    assert_eq!((r.status(), r.headers()["content-type"].to_str().unwrap()), (StatusCode::OK, "application/grpc"));
+    assert_eq!(r.headers()["grpc-status"], "16");
+    let r = client.get(format!("{base}/grpc-whoami")).send().await.unwrap();
+    assert_eq!(
+        (r.headers()["content-type"].to_str().unwrap(), r.headers()["grpc-status"].to_str().unwrap()),
+        ("application/grpc", "16")
+    );
+    let r = client.get(format!("{base}/custom-tenant")).bearer_auth(&no_tenant).send().await.unwrap();
+    assert_eq!((r.status(), r.text().await.unwrap()), (StatusCode::UNAUTHORIZED, "custom: invalid_claim".to_owned()));
+    let m = validator.metrics();
+    assert_eq!(m.rejected(auth_core::RejectReason::InvalidClaim), 2, "each extractor refusal counted once");
+    assert_eq!(m.rejected(auth_core::RejectReason::MissingToken), 1);
+}
+
+/// Through the tower service, on one thread: a miss parses the header, looks the cache
+/// up, splits and hashes the token once each; a hit does not split.
+#[tokio::test(flavor = "current_thread")]
+async fn the_layer_does_each_piece_of_work_once() {
+    use auth_core::testkit::take_work_counts;
+    use tower::Layer as _;
+    use tower::ServiceExt as _;
+
+    let idp = TestIssuer::start().await.unwrap();
+    let validator = Validator::builder().issuer(idp.jwks_issuer()).build().unwrap();
+    validator.warm_up().await.unwrap();
+    let service = AuthLayer::new(AccessPolicy::new(validator.clone())).layer(tower::service_fn(
+        |_request: http::Request<()>| async { Ok::<_, std::convert::Infallible>(http::Response::new(())) },
+    ));
+    let token = idp.token().sign();
+    let request =
+        || http::Request::builder().uri("/orders").header("authorization", format!("Bearer {token}")).body(()).unwrap();
+    take_work_counts();
+    let response = service.clone().oneshot(request()).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let miss = take_work_counts();
+    assert_eq!((miss.header_parses, miss.cache_lookups, miss.token_splits, miss.token_hashes), (1, 1, 1, 1));
+    service.clone().oneshot(request()).await.unwrap();
+    let hit = take_work_counts();
+    assert_eq!((hit.header_parses, hit.cache_lookups, hit.token_splits, hit.token_hashes), (1, 1, 0, 1));
+}
