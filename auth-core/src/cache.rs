@@ -74,10 +74,10 @@ impl Hash for Key {
     }
 }
 
-/// A lookup key: the request's token, borrowed, with its hash.
+/// A lookup key: the request's token bytes, borrowed, with their hash.
 struct KeyRef<'a> {
     hash: u64,
-    token: &'a str,
+    token: &'a [u8],
 }
 
 impl Hash for KeyRef<'_> {
@@ -88,7 +88,7 @@ impl Hash for KeyRef<'_> {
 
 impl Equivalent<Key> for KeyRef<'_> {
     fn equivalent(&self, key: &Key) -> bool {
-        self.hash == key.hash && *self.token == *key.token
+        self.hash == key.hash && self.token == key.token.as_bytes()
     }
 }
 
@@ -177,12 +177,12 @@ impl TokenCache {
 
     /// The token's hash: computed once per request, used by [`get`](Self::get) and
     /// [`insert`](Self::insert).
-    pub(crate) fn hash(&self, token: &str) -> TokenHash {
+    pub(crate) fn hash(&self, token: &[u8]) -> TokenHash {
         crate::work::count(crate::work::Work::TokenHash);
         TokenHash(self.hasher.hash_one(token))
     }
 
-    pub(crate) fn get(&self, token: &str, hash: TokenHash) -> Option<Entry> {
+    pub(crate) fn get(&self, token: &[u8], hash: TokenHash) -> Option<Entry> {
         crate::work::count(crate::work::Work::CacheLookup);
         self.entries.get(&KeyRef { hash: hash.0, token })
     }
@@ -194,7 +194,7 @@ impl TokenCache {
         self.entries.insert(Key { hash: hash.0, token: token.into() }, entry);
     }
 
-    pub(crate) fn remove(&self, token: &str, hash: TokenHash) {
+    pub(crate) fn remove(&self, token: &[u8], hash: TokenHash) {
         self.entries.remove(&KeyRef { hash: hash.0, token });
     }
 

@@ -57,7 +57,9 @@ where
 /// and dots) lies inside `b64token`, so the answer is the same either way.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Credential<'a> {
-    pub(crate) token: &'a str,
+    /// The token's bytes: a cache hit needs no UTF-8 check (it matches a verified,
+    /// ASCII-only token byte for byte); a miss is checked by [`checked`](Self::checked).
+    pub(crate) token: &'a [u8],
     /// The whole `Authorization` value, to tell a malformed token from two merged
     /// credentials when the alphabet check fails; `None` for a query token (checked).
     field: Option<&'a [u8]>,
@@ -66,13 +68,15 @@ pub(crate) struct Credential<'a> {
 impl<'a> Credential<'a> {
     /// The token, once its alphabet is known to be `b64token`.
     pub(crate) fn checked(self) -> Result<&'a str, AuthError> {
+        let malformed = || AuthError::from(TokenError::Malformed("the bearer token is not a b64token"));
         match self.field {
-            None => Ok(self.token),
-            Some(_) if is_b64token(self.token) => Ok(self.token),
+            // b64token is ASCII: the UTF-8 conversion cannot fail after the alphabet check.
+            None => std::str::from_utf8(self.token).map_err(|_| malformed()),
+            Some(_) if is_b64token(self.token) => std::str::from_utf8(self.token).map_err(|_| malformed()),
             // Only a value that is not one b64token can hold two credentials (a comma):
             // looked for here, off the path of every well-formed request.
             Some(field) if holds_several_bearer_credentials(field) => Err(RequestError::MultipleTokens.into()),
-            Some(_) => Err(TokenError::Malformed("the bearer token is not a b64token").into()),
+            Some(_) => Err(malformed()),
         }
     }
 }
@@ -96,7 +100,9 @@ where
         (_, Some(QueryToken::Several)) => Err(RequestError::MultipleTokens.into()),
         (Some(_), Some(_)) => Err(RequestError::MultipleTokens.into()),
         (Some(value), None) => Ok(Credential { token: split_authorization(value)?, field: Some(value) }),
-        (None, Some(QueryToken::One(token))) if sources.query => Ok(Credential { token, field: None }),
+        (None, Some(QueryToken::One(token))) if sources.query => {
+            Ok(Credential { token: token.as_bytes(), field: None })
+        }
         (None, Some(QueryToken::Malformed)) if sources.query => {
             Err(TokenError::Malformed("the access_token parameter is not a b64token").into())
         }
@@ -108,7 +114,7 @@ where
 /// spaces, then the token; optional white space around the field value is not part of
 /// it (RFC 9110 §5.5). The token must also be a `b64token`
 /// (`1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`): see [`Credential`].
-fn split_authorization(value: &[u8]) -> Result<&str, AuthError> {
+fn split_authorization(value: &[u8]) -> Result<&[u8], AuthError> {
     let value = value.trim_ascii();
     let scheme_end = value.iter().position(|&b| b == b' ' || b == b'\t').unwrap_or(value.len());
     let (scheme, rest) = value.split_at(scheme_end);
@@ -127,7 +133,7 @@ fn split_authorization(value: &[u8]) -> Result<&str, AuthError> {
     if token.is_empty() {
         return Err(malformed("the bearer token is empty"));
     }
-    std::str::from_utf8(token).map_err(|_| malformed("the bearer token is not a b64token"))
+    Ok(token)
 }
 
 /// Whether a field value lists two or more `Bearer` credentials, comma-separated.
@@ -144,9 +150,10 @@ const fn is_b64token_byte(b: u8) -> bool {
     crate::token::is_base64url(b) | (b == b'.') | (b == b'~') | (b == b'+') | (b == b'/')
 }
 
-fn is_b64token(token: &str) -> bool {
-    let body = token.trim_end_matches('=');
-    !body.is_empty() && body.bytes().fold(true, |ok, b| ok & is_b64token_byte(b))
+fn is_b64token(token: &[u8]) -> bool {
+    let padding = token.iter().rev().take_while(|&&b| b == b'=').count();
+    let body = &token[..token.len() - padding];
+    !body.is_empty() && body.iter().fold(true, |ok, &b| ok & is_b64token_byte(b))
 }
 
 /// The `access_token` query parameters.
@@ -167,7 +174,7 @@ fn query_access_token(query: &str) -> Option<QueryToken<'_>> {
                 return Some(QueryToken::Several);
             }
             // JWS compact serialization needs no percent-encoding; anything else is refused.
-            found = Some(if is_b64token(value) { QueryToken::One(value) } else { QueryToken::Malformed });
+            found = Some(if is_b64token(value.as_bytes()) { QueryToken::One(value) } else { QueryToken::Malformed });
         }
     }
     found

@@ -320,7 +320,7 @@ impl Validator {
     }
 
     async fn decide_token(&self, token: &str, scopes: Option<&ScopeRequirement>) -> Result<Principal, Refusal> {
-        let hash = match self.lookup(token) {
+        let hash = match self.lookup(token.as_bytes()) {
             Lookup::Hit { principal, issuer } => return self.authorize_principal(principal, issuer, scopes),
             Lookup::TooLarge => return Err(self.refuse(TokenError::TooLarge.into())),
             Lookup::Miss(hash) => hash,
@@ -332,7 +332,7 @@ impl Validator {
     /// The step every request takes first, without I/O: the size cap, then the
     /// verified-token cache (hashing the token once). A hit is re-checked against the
     /// clock and the issuer's current keys.
-    pub(crate) fn lookup(&self, token: &str) -> Lookup {
+    pub(crate) fn lookup(&self, token: &[u8]) -> Lookup {
         let inner = &*self.inner;
         if token.len() > inner.settings.max_token_bytes {
             return Lookup::TooLarge;

@@ -174,24 +174,21 @@ where
     }
 }
 
-/// What the core needs to know of the request: method, target (the original one when
-/// axum nested the router), headers, and the peer when axum's `ConnectInfo` is there.
+/// What the core needs to know of the request: method, target (with the `original-uri`
+/// feature, the one before axum's `Router::nest` rewrote it), headers, and the peer when
+/// axum's `ConnectInfo` is there.
 fn context<B>(request: &Request<B>) -> RequestContext<'_, http::HeaderMap> {
     let target = request.uri().path_and_query().map_or("/", |target| target.as_str());
     let context = RequestContext::new(request.method().as_str(), target, request.headers());
+    #[cfg(feature = "original-uri")]
+    let context = match request.extensions().get::<axum::extract::OriginalUri>() {
+        Some(original) => context.original_target(original.0.path_and_query().map_or("/", |target| target.as_str())),
+        None => context,
+    };
     #[cfg(feature = "axum")]
-    let context = {
-        let extensions = request.extensions();
-        let context = match extensions.get::<axum::extract::OriginalUri>() {
-            Some(original) => {
-                context.original_target(original.0.path_and_query().map_or("/", |target| target.as_str()))
-            }
-            None => context,
-        };
-        match extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>() {
-            Some(peer) => context.peer_addr(peer.0),
-            None => context,
-        }
+    let context = match request.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>() {
+        Some(peer) => context.peer_addr(peer.0),
+        None => context,
     };
     context
 }

@@ -3,7 +3,8 @@
 //! `cargo build --release -p benches --example hit_profile && valgrind --tool=callgrind target/release/examples/hit_profile hit`
 //!
 //! Modes: `raw`, `jsonwebtoken`, `miss`, `hit` (one RS256 token, N times), `extract`
-//! (`bearer_token` on its `Authorization: Bearer` header, N times), and
+//! (`bearer_token` on its `Authorization: Bearer` header, N times), `decide` (a request's
+//! synchronous step on a cache hit: `AccessPolicy::decide` with a scope rule), and
 //! `distinct-cache` / `distinct-nocache` (N distinct EdDSA tokens, each validated once,
 //! through a 500-entry cache or none: the difference is the cost of inserting and
 //! evicting when every token is new).
@@ -28,7 +29,7 @@ fn main() {
     let jwks = serde_json::json!({ "keys": [key.public_jwk()] }).to_string();
     let capacity = if mode == "hit" { 10_000 } else { 0 };
     let validator = Validator::builder()
-        .issuer(Issuer::static_jwks("https://issuer.example", jwks).audience(DEFAULT_AUDIENCE))
+        .issuer(Issuer::static_jwks("https://issuer.example", jwks.clone()).audience(DEFAULT_AUDIENCE))
         .token_cache_capacity(capacity)
         .build()
         .unwrap();
@@ -60,6 +61,22 @@ fn main() {
             run_jsonwebtoken(&decoding, &validation, &token, iterations)
         }
         "extract" => run_extract(format!("Bearer {token}").as_bytes(), iterations),
+        "decide" => {
+            // The synchronous step of a request on a cache hit, as both adapters drive it.
+            let validator = Validator::builder()
+                .issuer(Issuer::static_jwks("https://issuer.example", jwks).audience(DEFAULT_AUDIENCE))
+                .build()
+                .unwrap();
+            let policy = auth_core::AccessPolicy::new(validator).require_scopes(["orders:read"]).unwrap();
+            let mut headers = http::HeaderMap::new();
+            headers.insert("authorization", format!("Bearer {token}").parse().unwrap());
+            if let auth_core::Decision::Verify(verification) =
+                policy.decide(&auth_core::RequestContext::new("GET", "/", &headers))
+            {
+                ready(verification.run()).unwrap();
+            }
+            run_decide(&policy, &headers, iterations)
+        }
         "distinct-cache" | "distinct-nocache" => {
             let key = TestKey::generate(Algorithm::EdDSA, "ed");
             let tokens: Vec<String> = (0..iterations)
@@ -115,6 +132,16 @@ fn run(validator: &Validator, token: &str, iterations: usize) -> usize {
 #[inline(never)]
 fn run_distinct(validator: &Validator, tokens: &[String]) -> usize {
     tokens.iter().filter(|token| ready(validator.validate(std::hint::black_box(token))).is_ok()).count()
+}
+
+#[inline(never)]
+fn run_decide(policy: &auth_core::AccessPolicy, headers: &http::HeaderMap, iterations: usize) -> usize {
+    (0..iterations)
+        .filter(|_| {
+            let request = auth_core::RequestContext::new("GET", "/", std::hint::black_box(headers));
+            matches!(policy.decide(&request), auth_core::Decision::Admit(_))
+        })
+        .count()
 }
 
 #[inline(never)]
