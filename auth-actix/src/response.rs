@@ -89,6 +89,16 @@ mod tests {
     }
 
     #[test]
+    fn every_challenge_is_its_own_header() {
+        let mut rejection = parts(&AuthError::InvalidToken(TokenError::Expired));
+        rejection.challenges.push(r#"DPoP algs="ES256""#.to_owned());
+        let response = rejection_response(&rejection);
+        let values: Vec<_> = response.headers().get_all(header::WWW_AUTHENTICATE).collect();
+        assert_eq!(values.len(), 2);
+        assert_eq!(values[1].to_str().ok(), Some(r#"DPoP algs="ES256""#));
+    }
+
+    #[test]
     fn an_unsendable_challenge_falls_back_to_the_scheme() {
         let mut rejection = parts(&AuthError::MissingToken);
         rejection.challenges = vec!["Bearer\nInjected: yes".to_owned()];

@@ -127,6 +127,19 @@ mod tests {
     }
 
     #[test]
+    fn every_challenge_is_its_own_header() {
+        let mut r = rejection(401);
+        r.challenges.push(r#"DPoP algs="ES256", error="invalid_token""#.to_owned());
+        let response = json_response(&r);
+        let values: Vec<_> = response.headers().get_all(header::WWW_AUTHENTICATE).iter().collect();
+        assert_eq!(values.len(), 2);
+        assert!(
+            values[0].to_str().unwrap_or("").starts_with("Bearer ")
+                && values[1].to_str().unwrap_or("").starts_with("DPoP ")
+        );
+    }
+
+    #[test]
     fn grpc_codes() {
         let r = GrpcRejection.on_rejection(&AuthError::MissingToken, &rejection(401));
         assert_eq!((r.status(), &r.headers()["grpc-status"]), (StatusCode::OK, &HeaderValue::from(16u16)));
