@@ -3,24 +3,13 @@
 //! scoped subscriber sees every event only when no other test thread races it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::sync::{Arc, Mutex};
 
 use auth_core::testkit::TestIssuer;
-use auth_core::{AccessPolicy, Admission, Decision, Refusal, RejectReason, RequestContext, Validator};
-
-fn headers(authorization: &str) -> http::HeaderMap {
-    let mut headers = http::HeaderMap::new();
-    headers.insert("authorization", authorization.parse().unwrap());
-    headers
-}
-
-async fn drive(policy: &AccessPolicy, headers: &http::HeaderMap) -> Result<Admission, Refusal> {
-    match policy.decide(&RequestContext::new("GET", "/orders", headers)) {
-        Decision::Admit(admission) => Ok(admission),
-        Decision::Refuse(refusal) => Err(refusal),
-        Decision::Verify(verification) => verification.run().await,
-    }
-}
+use auth_core::{AccessPolicy, RejectReason, Validator};
+use support::{drive, headers};
 
 /// Every `auth::decision` event: (level, reason).
 #[derive(Clone, Default)]

@@ -1,24 +1,12 @@
 //! The core–adapter seam: each piece of per-request work done once, one exit that counts
-//! and logs every outcome once, and the `metrics` facade's names after a known sequence.
+//! every outcome once, and the `metrics` facade's names after a known sequence.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use auth_core::testkit::{TestIssuer, WorkCounts, take_work_counts};
-use auth_core::{AccessPolicy, Admission, Decision, Refusal, RejectReason, RequestContext, Validator};
-
-fn headers(authorization: &str) -> http::HeaderMap {
-    let mut headers = http::HeaderMap::new();
-    headers.insert("authorization", authorization.parse().unwrap());
-    headers
-}
-
-/// Drives the policy as an adapter does, on this thread.
-async fn drive(policy: &AccessPolicy, headers: &http::HeaderMap) -> Result<Admission, Refusal> {
-    match policy.decide(&RequestContext::new("GET", "/orders", headers)) {
-        Decision::Admit(admission) => Ok(admission),
-        Decision::Refuse(refusal) => Err(refusal),
-        Decision::Verify(verification) => verification.run().await,
-    }
-}
+use auth_core::{AccessPolicy, RejectReason, Validator};
+use support::{drive, headers};
 
 fn counts(header_parses: u32, cache_lookups: u32, token_splits: u32, token_hashes: u32) -> WorkCounts {
     let mut counts = WorkCounts::default();
