@@ -57,6 +57,7 @@
 //! # Features
 //!
 //! - `aws-lc-rs` (default) / `rust-crypto`: auth-core's crypto backend.
+//! - `metrics`: auth-core's decisions through the `metrics` facade.
 //! - `test-util`: re-exports [`auth_core::testkit`] as `auth_actix::testkit`, an
 //!   in-process OpenID issuer for your tests.
 #![forbid(unsafe_code)]
@@ -71,7 +72,8 @@ pub use middleware::{AuthMiddleware, AuthMiddlewareService};
 pub use response::rejection_response;
 
 pub use auth_core::{
-    AccessPolicy, AuthError, Claims, ConfigError, Issuer, Principal, Rejection, ScopeRequirement, Scopes, Validator,
+    AccessPolicy, AuthError, Claims, ConfigError, Issuer, Principal, Refusal, Rejection, ScopeRequirement, Scopes,
+    Validator,
 };
 
 #[cfg(feature = "test-util")]

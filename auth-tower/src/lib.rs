@@ -23,6 +23,10 @@
 //! # Ok(app) }
 //! ```
 //!
+//! Features: `axum` (default: the extractors), `aws-lc-rs` (default) / `rust-crypto`
+//! (auth-core's crypto backend), `metrics` (decisions through the `metrics` facade),
+//! `original-uri` (axum's `OriginalUri` into the request context).
+//!
 //! On success the verified [`Principal`] is in the request extensions (for tonic:
 //! `request.extensions().get::<Principal>()`). On failure the inner service is not
 //! called and the response carries the status, `WWW-Authenticate` challenge and JSON
@@ -41,7 +45,8 @@ pub use layer::{AuthLayer, AuthService, ResponseBody, ResponseFuture};
 pub use rejection::{GrpcRejection, JsonRejection, OnRejection};
 
 pub use auth_core::{
-    AccessPolicy, AuthError, Claims, Issuer, Principal, Rejection, ScopeRequirement, Scopes, Validator,
+    AccessPolicy, AuthError, Claims, ConfigError, Issuer, Principal, Refusal, Rejection, ScopeRequirement, Scopes,
+    Validator,
 };
 
 /// Marks a request the layer has seen (authenticated or, for an optional policy, not).
