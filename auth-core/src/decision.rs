@@ -190,7 +190,7 @@ impl fmt::Debug for WarnBudget {
 }
 
 /// Logs a refusal once: security-relevant ones at warn (rate-limited), the rest (expired,
-/// absent credentials, scope) at debug.
+/// absent credentials, scope, keys unavailable) at debug.
 pub(crate) fn log_refusal(failure: &Failure, issuer: &str, budget: &WarnBudget) {
     let reason = failure.error.reason();
     let (kid, client) = (failure.kid.as_deref(), failure.client.as_deref());
@@ -208,9 +208,9 @@ pub(crate) fn log_refusal(failure: &Failure, issuer: &str, budget: &WarnBudget) 
                 "request refused"
             );
         }
-    } else if reason == RejectReason::KeysUnavailable {
-        tracing::info!(target: LOG_TARGET, reason = reason.as_str(), status, issuer, "request refused");
     } else {
+        // An outage is reported once per failed refresh (at warn, by the key source), not
+        // once per request it refuses.
         tracing::debug!(target: LOG_TARGET, reason = reason.as_str(), status, issuer, kid, client, "request refused");
     }
 }
