@@ -61,7 +61,6 @@
 //! - `test-util`: re-exports [`auth_core::testkit`] as `auth_actix::testkit`, an
 //!   in-process OpenID issuer for your tests.
 #![forbid(unsafe_code)]
-#![warn(missing_docs)]
 
 mod extract;
 mod middleware;

@@ -35,7 +35,6 @@
 //! - `metrics`: every decision and key-source event through the `metrics` facade.
 //! - `work-counts`: per-thread counts of the per-request work (for the seam's tests).
 #![forbid(unsafe_code)]
-#![warn(missing_docs)]
 
 mod algorithm;
 mod cache;

@@ -113,6 +113,17 @@ pub struct ValidatorBuilder {
     client: Option<reqwest::Client>,
 }
 
+impl std::fmt::Debug for ValidatorBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The settings hold no secrets; a caller's HTTP client is shown only as present.
+        f.debug_struct("ValidatorBuilder")
+            .field("issuers", &self.issuers)
+            .field("settings", &self.settings)
+            .field("custom_http_client", &self.client.is_some())
+            .finish()
+    }
+}
+
 impl ValidatorBuilder {
     /// Trust an issuer (call once per issuer).
     pub fn issuer(mut self, issuer: Issuer) -> Self {

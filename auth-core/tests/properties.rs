@@ -42,7 +42,20 @@ struct Fixture {
 /// One HTTP client for every validator built here: the default one reads the system's CA
 /// certificates at each `build()`, which would dominate these tests' runtime. Static key
 /// sets never use it.
-static CLIENT: LazyLock<reqwest::Client> = LazyLock::new(|| reqwest::Client::builder().build().unwrap());
+static CLIENT: LazyLock<reqwest::Client> = LazyLock::new(|| {
+    // Loopback http only, so no trust anchors; TLS on this build's backend (reqwest here has
+    // no provider of its own, as in the library).
+    #[cfg(feature = "aws-lc-rs")]
+    let provider = rustls::crypto::aws_lc_rs::default_provider();
+    #[cfg(not(feature = "aws-lc-rs"))]
+    let provider = rustls::crypto::ring::default_provider();
+    let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(provider))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
+    reqwest::Client::builder().tls_backend_preconfigured(tls).build().unwrap()
+});
 
 fn builder() -> auth_core::ValidatorBuilder {
     Validator::builder().http_client(CLIENT.clone())

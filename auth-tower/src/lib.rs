@@ -32,7 +32,6 @@
 //! called and the response carries the status, `WWW-Authenticate` challenge and JSON
 //! body decided by `auth-core` (or what your [`OnRejection`] makes of them).
 #![forbid(unsafe_code)]
-#![warn(missing_docs)]
 
 #[cfg(feature = "axum")]
 mod extract;

@@ -8,6 +8,7 @@ use auth_core::Validator;
 use auth_core::testkit::TestIssuer;
 
 /// A running service under test.
+#[derive(Debug)]
 pub struct RunningService {
     /// `axum` or `actix`.
     pub name: &'static str,
@@ -55,6 +56,7 @@ pub fn start_actix(validator: &Validator) -> Result<RunningService, String> {
 }
 
 /// One request of the demo.
+#[derive(Debug)]
 pub struct Case {
     /// What is being tried.
     pub name: &'static str,

@@ -93,8 +93,16 @@ impl Verifier {
         Ok(Verifier::AwsLc(parsed))
     }
 
+    /// RustCrypto parses the key when a verifier is made: make one per algorithm now, so
+    /// that a key that does not parse (an EC point off its curve) is skipped when the set
+    /// is loaded, as with aws-lc-rs, instead of failing every token it is named by.
     #[cfg(not(feature = "aws-lc-rs"))]
-    fn new(_public: &[u8], _algorithms: AlgorithmSet, decoding: DecodingKey) -> Result<Self, &'static str> {
+    fn new(_public: &[u8], algorithms: AlgorithmSet, decoding: DecodingKey) -> Result<Self, &'static str> {
+        let provider = crate::crypto::provider().map_err(|_| "no crypto backend")?;
+        for alg in algorithms.iter() {
+            (provider.verifier_factory)(&alg.to_jsonwebtoken(), &decoding)
+                .map_err(|_| "the public key does not parse")?;
+        }
         Ok(Verifier::Provider(decoding))
     }
 }

@@ -269,12 +269,28 @@ impl TestIssuer {
     }
 }
 
+impl std::fmt::Debug for TestIssuer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestIssuer").field("issuer", &self.shared.issuer).finish_non_exhaustive()
+    }
+}
+
 /// Builds and signs a token; see [`TestIssuer::token`].
 #[must_use]
 pub struct TokenBuilder {
     key: Option<Arc<TestKey>>,
     header: Map<String, Value>,
     claims: Map<String, Value>,
+}
+
+impl std::fmt::Debug for TokenBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The header and claims are test data, safe to show; the key is not shown.
+        f.debug_struct("TokenBuilder")
+            .field("header", &self.header)
+            .field("claims", &self.claims)
+            .finish_non_exhaustive()
+    }
 }
 
 impl TokenBuilder {

@@ -14,20 +14,20 @@ use examples::demo::{AUDIENCE, Answer, Case, RunningService, start_actix, start_
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 /// No request may take longer than this: a hang is a failure, not a slow pass.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// base64url without padding.
-pub fn b64(bytes: impl AsRef<[u8]>) -> String {
+pub(crate) fn b64(bytes: impl AsRef<[u8]>) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
 /// Seconds since the epoch.
-pub fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
 }
 
 /// `VmRSS` of this process in KiB (Linux), 0 elsewhere.
-pub fn rss_kib() -> u64 {
+pub(crate) fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
@@ -37,13 +37,13 @@ pub fn rss_kib() -> u64 {
 }
 
 /// `Bearer <token>` as the only `Authorization` header.
-pub fn bearer(token: impl AsRef<str>) -> Vec<String> {
+pub(crate) fn bearer(token: impl AsRef<str>) -> Vec<String> {
     vec![format!("Bearer {}", token.as_ref())]
 }
 
 /// What a case must get.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Expect {
+pub(crate) enum Expect {
     /// 400 `invalid_request`: more than one token in the request.
     BadRequest,
     /// 401 with a bare `Bearer` challenge: no bearer credential (another scheme).
@@ -53,53 +53,58 @@ pub enum Expect {
 }
 
 /// One hostile request, with the reason it must fail.
-pub struct Attack {
-    pub name: String,
+pub(crate) struct Attack {
+    pub(crate) name: String,
     /// The RFC section or CVE that makes this a rejection.
-    pub why: &'static str,
-    pub authorization: Vec<String>,
-    pub expect: Expect,
+    pub(crate) why: &'static str,
+    pub(crate) authorization: Vec<String>,
+    pub(crate) expect: Expect,
 }
 
 /// A hostile token, expected to be 401 `invalid_token` for `reason`.
-pub fn token(name: impl Into<String>, why: &'static str, token: impl AsRef<str>, reason: RejectReason) -> Attack {
+pub(crate) fn token(
+    name: impl Into<String>,
+    why: &'static str,
+    token: impl AsRef<str>,
+    reason: RejectReason,
+) -> Attack {
     Attack { name: name.into(), why, authorization: bearer(token), expect: Expect::Token(reason) }
 }
 
 /// A hostile `Authorization` header carrying more than one token: 400 `invalid_request`.
-pub fn request(name: impl Into<String>, why: &'static str, authorization: Vec<String>) -> Attack {
+pub(crate) fn request(name: impl Into<String>, why: &'static str, authorization: Vec<String>) -> Attack {
     Attack { name: name.into(), why, authorization, expect: Expect::BadRequest }
 }
 
 /// A malformed `Bearer` credential: 401 `invalid_token` (malformed), RFC 6750 §3.1.
-pub fn malformed(name: impl Into<String>, why: &'static str, authorization: Vec<String>) -> Attack {
+pub(crate) fn malformed(name: impl Into<String>, why: &'static str, authorization: Vec<String>) -> Attack {
     Attack { name: name.into(), why, authorization, expect: Expect::Token(RejectReason::Malformed) }
 }
 
 /// Credentials of another scheme: 401 with a bare challenge, RFC 6750 §3.1.
-pub fn no_bearer(name: impl Into<String>, why: &'static str, authorization: Vec<String>) -> Attack {
+pub(crate) fn no_bearer(name: impl Into<String>, why: &'static str, authorization: Vec<String>) -> Attack {
     Attack { name: name.into(), why, authorization, expect: Expect::NoBearer }
 }
 
 /// An issuer, a validator trusting it for [`AUDIENCE`], and both services.
-pub struct Env {
-    pub idp: TestIssuer,
-    pub validator: Validator,
-    pub services: [RunningService; 2],
-    pub client: reqwest::Client,
+pub(crate) struct Env {
+    pub(crate) idp: TestIssuer,
+    pub(crate) validator: Validator,
+    pub(crate) services: [RunningService; 2],
+    pub(crate) client: reqwest::Client,
     /// A valid token with `orders:read`: `GET /orders` answers 200 with it.
-    pub valid: String,
+    pub(crate) valid: String,
 }
 
 impl Env {
     /// Default settings, keys found by discovery (as the example services do).
-    pub async fn start(idp: TestIssuer) -> Env {
+    pub(crate) async fn start(idp: TestIssuer) -> Env {
         Self::with(idp, |issuer| issuer, |builder| builder).await
     }
 
     /// With the issuer policy and the validator settings adjusted. Keys are fetched
     /// once before the services start (so the cooldown is running from then on).
-    pub async fn with(
+    pub(crate) async fn with(
         idp: TestIssuer,
         issuer: impl FnOnce(Issuer) -> Issuer,
         builder: impl FnOnce(ValidatorBuilder) -> ValidatorBuilder,
@@ -125,23 +130,23 @@ impl Env {
     }
 
     /// A token that `GET /orders` accepts until changed: audience, scope, 5 min lifetime.
-    pub fn token(&self) -> TokenBuilder {
+    pub(crate) fn token(&self) -> TokenBuilder {
         self.idp.token().audience(AUDIENCE).scope("orders:read")
     }
 
     /// The claims of [`token`](Self::token) as JSON text with the members in this order,
     /// for tokens built with [`sign_raw`].
-    pub fn claims_json(&self) -> String {
+    pub(crate) fn claims_json(&self) -> String {
         claims_json(self.idp.issuer(), now())
     }
 
     /// `sign_raw` with the key `kid` of the issuer.
-    pub fn sign_raw(&self, kid: &str, header: &str, claims: &str) -> String {
+    pub(crate) fn sign_raw(&self, kid: &str, header: &str, claims: &str) -> String {
         sign_raw(Some(&*self.idp.key(kid).unwrap()), header, claims)
     }
 
     /// `GET /orders` on one service with these `Authorization` values.
-    pub async fn send(&self, base: &str, authorization: &[String]) -> Result<Answer, String> {
+    pub(crate) async fn send(&self, base: &str, authorization: &[String]) -> Result<Answer, String> {
         let case = Case {
             name: "send",
             method: reqwest::Method::GET,
@@ -154,7 +159,7 @@ impl Env {
     }
 
     /// Both services answer 200 to the valid token, and their health route answers.
-    pub async fn assert_alive(&self) {
+    pub(crate) async fn assert_alive(&self) {
         for service in &self.services {
             let answer = self.send(&service.base, &bearer(&self.valid)).await;
             let answer = answer.unwrap_or_else(|e| panic!("{} no longer answers: {e}", service.name));
@@ -163,7 +168,7 @@ impl Env {
     }
 
     /// `token` is accepted (200) by both services.
-    pub async fn assert_accepted(&self, name: &str, token: &str) {
+    pub(crate) async fn assert_accepted(&self, name: &str, token: &str) {
         for service in &self.services {
             let answer = self.send(&service.base, &bearer(token)).await.unwrap();
             assert_eq!(answer.status, 200, "{name}: {} answered {answer:?}", service.name);
@@ -172,7 +177,7 @@ impl Env {
 
     /// The attack is rejected by both services alike, as expected, for the expected
     /// reason, without echoing the token; the service still answers afterwards.
-    pub async fn assert_rejected(&self, attack: &Attack) {
+    pub(crate) async fn assert_rejected(&self, attack: &Attack) {
         if let Err(err) = self.check(attack).await {
             panic!("{err}");
         }
@@ -234,7 +239,7 @@ impl Env {
 
     /// Every attack rejected; prints the table (`--nocapture`) with each case's reason.
     /// Reports every failing case at once.
-    pub async fn assert_all(&self, category: &str, attacks: &[Attack]) {
+    pub(crate) async fn assert_all(&self, category: &str, attacks: &[Attack]) {
         let mut failures = Vec::new();
         for attack in attacks {
             if let Err(err) = self.check(attack).await {
@@ -269,7 +274,7 @@ fn truncate(s: &str, n: usize) -> String {
 
 /// Claims accepted by the example services, as JSON text (issuer, audience, scope, a
 /// 5-minute lifetime), for [`sign_raw`].
-pub fn claims_json(issuer: &str, now: i64) -> String {
+pub(crate) fn claims_json(issuer: &str, now: i64) -> String {
     format!(
         r#"{{"iss":"{issuer}","sub":"c","client_id":"c","aud":"{AUDIENCE}","iat":{now},"exp":{exp},"scope":"{s}"}}"#,
         exp = now + 300,
@@ -278,13 +283,13 @@ pub fn claims_json(issuer: &str, now: i64) -> String {
 }
 
 /// The header `{"alg":...,"kid":...,"typ":"at+jwt"}` for a key.
-pub fn header_for(key: &TestKey) -> String {
+pub(crate) fn header_for(key: &TestKey) -> String {
     format!(r#"{{"alg":"{}","kid":"{}","typ":"at+jwt"}}"#, key.algorithm().as_str(), key.kid())
 }
 
 /// What a raw HTTP/1.1 exchange produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Raw {
+pub(crate) enum Raw {
     /// The server answered with this status and `WWW-Authenticate` (if any).
     Answered { status: u16, challenge: Option<String> },
     /// The server closed or reset the connection without an answer.
@@ -293,7 +298,7 @@ pub enum Raw {
 
 /// Sends `head` (request line and headers, without the final empty line) to `base`
 /// over a fresh TCP connection with `Connection: close`, and reads the answer.
-pub async fn raw(base: &str, head: &[u8]) -> Raw {
+pub(crate) async fn raw(base: &str, head: &[u8]) -> Raw {
     let addr = base.trim_start_matches("http://");
     let exchange = async {
         let mut stream = tokio::net::TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
