@@ -1,12 +1,15 @@
 //! The crypto backend, chosen once per build: aws-lc-rs (the default), or RustCrypto for
-//! signatures with ring for TLS. Both the JWT verifier and the key fetcher's TLS take
-//! their provider from here; neither is installed as rustls' process default, so an
-//! application's own rustls provider is left alone.
+//! signatures with ring for TLS. This is the one module with backend `cfg`s: signature
+//! verification ([`KeyVerifier`]) and the key fetcher's TLS both come from here; neither
+//! provider is installed as rustls' process default, so an application's own rustls
+//! provider is left alone.
 
 use std::sync::Arc;
 
+use jsonwebtoken::DecodingKey;
 use jsonwebtoken::crypto::CryptoProvider;
 
+use crate::algorithm::{Algorithm, AlgorithmSet};
 use crate::error::ConfigError;
 
 /// The provider this build verifies with: aws-lc-rs when its feature is on (also when
@@ -56,4 +59,93 @@ fn tls_provider() -> Result<rustls::crypto::CryptoProvider, ConfigError> {
     return Ok(rustls::crypto::ring::default_provider());
     #[cfg(not(any(feature = "aws-lc-rs", feature = "rust-crypto")))]
     Err(ConfigError::NoCryptoBackend)
+}
+
+/// One public key, parsed once when its key set is loaded, for the algorithms it may
+/// verify. With aws-lc-rs, one pre-parsed key per algorithm (jsonwebtoken's provider would
+/// re-parse and clone the key on every call, about 2 µs per RSA verification; these are the
+/// same aws-lc-rs verification algorithms its aws-lc backend uses). With RustCrypto alone,
+/// jsonwebtoken's provider verifies.
+pub(crate) struct KeyVerifier(Backend);
+
+enum Backend {
+    #[cfg(feature = "aws-lc-rs")]
+    AwsLc(Vec<(Algorithm, aws_lc_rs::signature::ParsedPublicKey)>),
+    #[cfg_attr(feature = "aws-lc-rs", allow(dead_code))]
+    Provider(&'static CryptoProvider, DecodingKey),
+}
+
+impl KeyVerifier {
+    /// `public` is what aws-lc-rs parses: an RSA SubjectPublicKeyInfo ([`rsa_spki`]), an
+    /// uncompressed EC point, or the Ed25519 key bytes; `decoding` is the same key for
+    /// jsonwebtoken. Fails when the key does not parse for one of `algorithms`, so that a
+    /// bad key is skipped at load on either backend (RustCrypto parses when a verifier is
+    /// made: one is made per algorithm now).
+    #[cfg(feature = "aws-lc-rs")]
+    pub(crate) fn new(public: &[u8], algorithms: AlgorithmSet, _decoding: DecodingKey) -> Result<Self, &'static str> {
+        let parsed = algorithms
+            .iter()
+            .map(|alg| aws_lc_rs::signature::ParsedPublicKey::new(aws_lc_algorithm(alg), public).map(|key| (alg, key)))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| "the public key does not parse")?;
+        Ok(KeyVerifier(Backend::AwsLc(parsed)))
+    }
+
+    #[cfg(not(feature = "aws-lc-rs"))]
+    pub(crate) fn new(_public: &[u8], algorithms: AlgorithmSet, decoding: DecodingKey) -> Result<Self, &'static str> {
+        let provider = provider().map_err(|_| "no crypto backend")?;
+        for alg in algorithms.iter() {
+            (provider.verifier_factory)(&alg.to_jsonwebtoken(), &decoding)
+                .map_err(|_| "the public key does not parse")?;
+        }
+        Ok(KeyVerifier(Backend::Provider(provider, decoding)))
+    }
+
+    /// Verifies `signature` over `message` with `alg` (one of the key's algorithms).
+    pub(crate) fn verify(&self, alg: Algorithm, message: &[u8], signature: &[u8]) -> bool {
+        match &self.0 {
+            #[cfg(feature = "aws-lc-rs")]
+            Backend::AwsLc(keys) => {
+                keys.iter().find(|(a, _)| *a == alg).is_some_and(|(_, key)| key.verify_sig(message, signature).is_ok())
+            }
+            Backend::Provider(provider, decoding) => {
+                match (provider.verifier_factory)(&alg.to_jsonwebtoken(), decoding) {
+                    Ok(verifier) => verifier.verify(message, &signature.to_vec()).is_ok(),
+                    Err(_) => false,
+                }
+            }
+        }
+    }
+}
+
+#[cfg(feature = "aws-lc-rs")]
+fn aws_lc_algorithm(alg: Algorithm) -> &'static dyn aws_lc_rs::signature::VerificationAlgorithm {
+    use aws_lc_rs::signature as s;
+    match alg {
+        Algorithm::RS256 => &s::RSA_PKCS1_2048_8192_SHA256,
+        Algorithm::RS384 => &s::RSA_PKCS1_2048_8192_SHA384,
+        Algorithm::RS512 => &s::RSA_PKCS1_2048_8192_SHA512,
+        Algorithm::PS256 => &s::RSA_PSS_2048_8192_SHA256,
+        Algorithm::PS384 => &s::RSA_PSS_2048_8192_SHA384,
+        Algorithm::PS512 => &s::RSA_PSS_2048_8192_SHA512,
+        Algorithm::ES256 => &s::ECDSA_P256_SHA256_FIXED,
+        Algorithm::ES384 => &s::ECDSA_P384_SHA384_FIXED,
+        Algorithm::EdDSA => &s::ED25519,
+    }
+}
+
+/// The RSA key as a SubjectPublicKeyInfo, encoded by aws-lc-rs (not by hand); RustCrypto
+/// builds need none (jsonwebtoken takes the raw components).
+#[cfg(feature = "aws-lc-rs")]
+pub(crate) fn rsa_spki(n: &[u8], e: &[u8]) -> Result<Vec<u8>, &'static str> {
+    use aws_lc_rs::encoding::AsDer as _;
+    aws_lc_rs::rsa::PublicKeyComponents { n, e }
+        .as_der()
+        .map(|der| der.as_ref().to_vec())
+        .map_err(|_| "the RSA key does not parse")
+}
+
+#[cfg(not(feature = "aws-lc-rs"))]
+pub(crate) fn rsa_spki(_n: &[u8], _e: &[u8]) -> Result<Vec<u8>, &'static str> {
+    Ok(Vec::new())
 }

@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use jsonwebtoken::crypto::CryptoProvider;
 use reqwest::Url;
 use serde::de::IgnoredAny;
 
@@ -49,7 +48,6 @@ struct Inner {
     by_name: HashMap<Arc<str>, usize, foldhash::fast::RandomState>,
     cache: Option<TokenCache>,
     settings: Arc<Settings>,
-    provider: &'static CryptoProvider,
     metrics: Arc<Metrics>,
     warn_budget: WarnBudget,
 }
@@ -225,7 +223,8 @@ impl ValidatorBuilder {
 
     /// Checks the configuration and builds the validator. Does no network I/O.
     pub fn build(self) -> Result<Validator, ConfigError> {
-        let provider = crate::crypto::provider()?;
+        // Fails without a backend; installs jsonwebtoken's default (see `crypto`).
+        crate::crypto::provider()?;
         self.settings.check()?;
         if self.issuers.is_empty() {
             return Err(ConfigError::NoIssuer);
@@ -306,7 +305,7 @@ impl ValidatorBuilder {
             });
         }
         let warn_budget = WarnBudget::default();
-        Ok(Validator { inner: Arc::new(Inner { issuers, by_name, cache, settings, provider, metrics, warn_budget }) })
+        Ok(Validator { inner: Arc::new(Inner { issuers, by_name, cache, settings, metrics, warn_budget }) })
     }
 }
 
@@ -531,7 +530,7 @@ impl Validator {
             return Err(TokenError::UnknownIssuer.into());
         }
         let signature = token::decode_segment(segments.signature, "the signature is not base64url")?;
-        if !key.verify(self.inner.provider, header.alg, segments.signing_input.as_bytes(), &signature) {
+        if !key.verify(header.alg, segments.signing_input.as_bytes(), &signature) {
             return Err(TokenError::InvalidSignature.into());
         }
         Ok((key, valid_until))

@@ -9,11 +9,11 @@ use foldhash::fast::RandomState;
 use base64::Engine as _;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use jsonwebtoken::DecodingKey;
-use jsonwebtoken::crypto::CryptoProvider;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::algorithm::{Algorithm, AlgorithmSet, KeyKind};
+use crate::crypto::{self, KeyVerifier};
 
 /// RSA keys below this size are refused (NIST SP 800-131A; RFC 7518 §3.3 requires 2048).
 pub(crate) const MIN_RSA_BITS: usize = 2048;
@@ -48,80 +48,16 @@ pub(crate) struct VerifyingKey {
     pub(crate) kind: KeyKind,
     /// Key type ∩ the JWK's `alg` (when present) ∩ the issuer's allow-list.
     pub(crate) algorithms: AlgorithmSet,
-    verifier: Verifier,
+    verifier: KeyVerifier,
     /// The public key bytes, to tell whether a key survived a refresh unchanged.
     material: Box<[u8]>,
-}
-
-/// With aws-lc-rs, one pre-parsed key per allowed algorithm: jsonwebtoken's provider
-/// re-parses the key (and clones it) on every call, which costs about 2 µs per RSA
-/// verification. These are the same aws-lc-rs verification algorithms jsonwebtoken's
-/// aws-lc backend uses. With RustCrypto alone, jsonwebtoken's provider does the work.
-enum Verifier {
-    #[cfg(feature = "aws-lc-rs")]
-    AwsLc(Vec<(Algorithm, aws_lc_rs::signature::ParsedPublicKey)>),
-    #[cfg_attr(feature = "aws-lc-rs", allow(dead_code))]
-    Provider(DecodingKey),
-}
-
-#[cfg(feature = "aws-lc-rs")]
-fn aws_lc_algorithm(alg: Algorithm) -> &'static dyn aws_lc_rs::signature::VerificationAlgorithm {
-    use aws_lc_rs::signature as s;
-    match alg {
-        Algorithm::RS256 => &s::RSA_PKCS1_2048_8192_SHA256,
-        Algorithm::RS384 => &s::RSA_PKCS1_2048_8192_SHA384,
-        Algorithm::RS512 => &s::RSA_PKCS1_2048_8192_SHA512,
-        Algorithm::PS256 => &s::RSA_PSS_2048_8192_SHA256,
-        Algorithm::PS384 => &s::RSA_PSS_2048_8192_SHA384,
-        Algorithm::PS512 => &s::RSA_PSS_2048_8192_SHA512,
-        Algorithm::ES256 => &s::ECDSA_P256_SHA256_FIXED,
-        Algorithm::ES384 => &s::ECDSA_P384_SHA384_FIXED,
-        Algorithm::EdDSA => &s::ED25519,
-    }
-}
-
-impl Verifier {
-    /// `public` is what aws-lc-rs parses: an RSA SubjectPublicKeyInfo, an uncompressed
-    /// EC point, or the Ed25519 key bytes. Fails when the key does not parse.
-    #[cfg(feature = "aws-lc-rs")]
-    fn new(public: &[u8], algorithms: AlgorithmSet, _decoding: DecodingKey) -> Result<Self, &'static str> {
-        let parsed = algorithms
-            .iter()
-            .map(|alg| aws_lc_rs::signature::ParsedPublicKey::new(aws_lc_algorithm(alg), public).map(|key| (alg, key)))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|_| "the public key does not parse")?;
-        Ok(Verifier::AwsLc(parsed))
-    }
-
-    /// RustCrypto parses the key when a verifier is made: make one per algorithm now, so
-    /// that a key that does not parse (an EC point off its curve) is skipped when the set
-    /// is loaded, as with aws-lc-rs, instead of failing every token it is named by.
-    #[cfg(not(feature = "aws-lc-rs"))]
-    fn new(_public: &[u8], algorithms: AlgorithmSet, decoding: DecodingKey) -> Result<Self, &'static str> {
-        let provider = crate::crypto::provider().map_err(|_| "no crypto backend")?;
-        for alg in algorithms.iter() {
-            (provider.verifier_factory)(&alg.to_jsonwebtoken(), &decoding)
-                .map_err(|_| "the public key does not parse")?;
-        }
-        Ok(Verifier::Provider(decoding))
-    }
 }
 
 impl VerifyingKey {
     /// Verifies `signature` over `message` with `alg`, which the caller has already
     /// checked against [`algorithms`](Self::algorithms).
-    pub(crate) fn verify(&self, provider: &CryptoProvider, alg: Algorithm, message: &[u8], signature: &[u8]) -> bool {
-        match &self.verifier {
-            #[cfg(feature = "aws-lc-rs")]
-            Verifier::AwsLc(keys) => {
-                let _ = provider;
-                keys.iter().find(|(a, _)| *a == alg).is_some_and(|(_, key)| key.verify_sig(message, signature).is_ok())
-            }
-            Verifier::Provider(decoding) => match (provider.verifier_factory)(&alg.to_jsonwebtoken(), decoding) {
-                Ok(verifier) => verifier.verify(message, &signature.to_vec()).is_ok(),
-                Err(_) => false,
-            },
-        }
+    pub(crate) fn verify(&self, alg: Algorithm, message: &[u8], signature: &[u8]) -> bool {
+        self.verifier.verify(alg, message, signature)
     }
 
     /// The same key, usable the same way: type (and curve), kid, bytes, and the
@@ -346,7 +282,7 @@ fn to_key(jwk: RawJwk, allowed: AlgorithmSet) -> Result<VerifyingKey, &'static s
                 return Err("the RSA exponent is out of range");
             }
             let decoding = DecodingKey::from_rsa_raw_components(&n, &e);
-            let public = rsa_spki(&n, &e)?;
+            let public = crypto::rsa_spki(&n, &e)?;
             (KeyKind::Rsa, [n, e].concat(), decoding, public)
         }
         ("EC", Some(crv @ ("P-256" | "P-384"))) => {
@@ -386,7 +322,7 @@ fn to_key(jwk: RawJwk, allowed: AlgorithmSet) -> Result<VerifyingKey, &'static s
     if algorithms.is_empty() {
         return Err("the key allows none of the issuer's algorithms");
     }
-    let verifier = Verifier::new(&public, algorithms, decoding)?;
+    let verifier = KeyVerifier::new(&public, algorithms, decoding)?;
     Ok(VerifyingKey {
         id: KeyId::next(),
         kid: jwk.kid.map(String::into_boxed_str),
@@ -395,21 +331,6 @@ fn to_key(jwk: RawJwk, allowed: AlgorithmSet) -> Result<VerifyingKey, &'static s
         verifier,
         material: material.into(),
     })
-}
-
-/// The RSA key as a SubjectPublicKeyInfo, encoded by aws-lc-rs (not by hand).
-#[cfg(feature = "aws-lc-rs")]
-fn rsa_spki(n: &[u8], e: &[u8]) -> Result<Vec<u8>, &'static str> {
-    use aws_lc_rs::encoding::AsDer as _;
-    aws_lc_rs::rsa::PublicKeyComponents { n, e }
-        .as_der()
-        .map(|der| der.as_ref().to_vec())
-        .map_err(|_| "the RSA key does not parse")
-}
-
-#[cfg(not(feature = "aws-lc-rs"))]
-fn rsa_spki(_n: &[u8], _e: &[u8]) -> Result<Vec<u8>, &'static str> {
-    Ok(Vec::new())
 }
 
 fn significant_bits(n: &[u8]) -> usize {
