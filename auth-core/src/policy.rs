@@ -114,15 +114,17 @@ impl AccessPolicy {
                     Err(refusal) => Decision::Refuse(refusal),
                 };
             }
-            Lookup::TooLarge => None,
-            Lookup::Miss(hash) => Some(hash),
+            // Too large to look up: still the syntax first, so that a malformed value is
+            // answered as malformed whatever its length.
+            Lookup::TooLarge => {
+                let err = credential.checked().err().unwrap_or_else(|| TokenError::TooLarge.into());
+                return Decision::Refuse(validator.refuse(err.into()));
+            }
+            Lookup::Miss(hash) => hash,
         };
-        // A miss: the credential's syntax, then the size cap, then the JWS shape.
-        let split = credential.checked().and_then(|token| match hash {
-            None => Err(TokenError::TooLarge.into()),
-            Some(_) => token::split(token).map(|segments| SplitToken::new(token, segments)).map_err(AuthError::from),
+        let split = credential.checked().and_then(|token| {
+            token::split(token).map(|segments| SplitToken::new(token, segments)).map_err(AuthError::from)
         });
-        let hash = hash.flatten();
         match split {
             Ok(token) => Decision::Verify(Verification { policy: self.clone(), token, hash }),
             Err(err) => Decision::Refuse(validator.refuse(err.into())),

@@ -251,9 +251,8 @@ impl ValidatorBuilder {
         });
         let mut issuers = Vec::with_capacity(self.issuers.len());
         let mut by_name = HashMap::default();
-        for issuer in self.issuers {
+        for (issuer, name) in self.issuers.into_iter().zip(names) {
             issuer.check()?;
-            let name: Arc<str> = issuer.issuer.as_str().into();
             for id in issuer.routing_names() {
                 if by_name.insert(Arc::from(id.as_str()), issuers.len()).is_some() {
                     return Err(ConfigError::DuplicateIssuer(id));
