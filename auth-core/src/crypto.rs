@@ -37,19 +37,59 @@ pub(crate) fn provider() -> Result<&'static CryptoProvider, ConfigError> {
 /// The TLS configuration of the default key-fetching client: this build's rustls
 /// provider, the platform's trust store (as reqwest's own configuration uses), HTTP/1.1.
 pub(crate) fn tls_client_config() -> Result<rustls::ClientConfig, ConfigError> {
+    tls_client_config_with(Vec::new(), None)
+}
+
+/// [`tls_client_config`] trusting `extra_roots` besides the platform's, and presenting a
+/// client certificate when `identity` is given (RFC 8705 `tls_client_auth`).
+pub(crate) fn tls_client_config_with(
+    extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
+    identity: Option<(Vec<rustls::pki_types::CertificateDer<'static>>, rustls::pki_types::PrivateKeyDer<'static>)>,
+) -> Result<rustls::ClientConfig, ConfigError> {
     let provider = Arc::new(tls_provider()?);
     let error = |e: rustls::Error| ConfigError::HttpClient(e.to_string());
-    let verifier = rustls_platform_verifier::Verifier::new(provider.clone()).map_err(error)?;
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+    let verifier = if extra_roots.is_empty() {
+        rustls_platform_verifier::Verifier::new(provider.clone())
+    } else {
+        rustls_platform_verifier::Verifier::new_with_extra_roots(extra_roots, provider.clone())
+    }
+    .map_err(error)?;
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(error)?
         // "dangerous" is rustls' name for any verifier of one's own; this one is the
         // platform's full certificate verification.
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(verifier))
-        .with_no_client_auth();
+        .with_custom_certificate_verifier(Arc::new(verifier));
+    let mut config = match identity {
+        Some((chain, key)) => builder.with_client_auth_cert(chain, key).map_err(error)?,
+        None => builder.with_no_client_auth(),
+    };
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
+}
+
+/// Signs `header.claims` (both JSON texts) with this build's provider: client assertions
+/// (RFC 7523). The caller checked that `key` fits `alg`'s family.
+#[cfg(feature = "client")]
+pub(crate) fn sign_jwt(
+    alg: Algorithm,
+    key: &jsonwebtoken::EncodingKey,
+    header_json: &[u8],
+    claims_json: &[u8],
+) -> Result<String, String> {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    let provider = provider().map_err(|e| e.to_string())?;
+    let signer = (provider.signer_factory)(&alg.to_jsonwebtoken(), key).map_err(|e| e.to_string())?;
+    let mut message = URL_SAFE_NO_PAD.encode(header_json);
+    message.push('.');
+    message.push_str(&URL_SAFE_NO_PAD.encode(claims_json));
+    let signature = signer.try_sign(message.as_bytes()).map_err(|e| e.to_string())?;
+    message.push('.');
+    message.push_str(&URL_SAFE_NO_PAD.encode(signature));
+    Ok(message)
 }
 
 fn tls_provider() -> Result<rustls::crypto::CryptoProvider, ConfigError> {

@@ -439,6 +439,9 @@ pub enum ConfigError {
     /// The default HTTP client could not be built.
     #[error("cannot build the HTTP client: {0}")]
     HttpClient(String),
+    /// A client key, certificate or CA certificate (calling side) does not load.
+    #[error("invalid client key or certificate: {0}")]
+    ClientKey(String),
 }
 
 #[cfg(test)]

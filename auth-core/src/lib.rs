@@ -34,11 +34,15 @@
 //! - `test-util`: [`testkit`], an in-process OpenID issuer for tests.
 //! - `metrics`: every decision and key-source event through the `metrics` facade.
 //! - `work-counts`: per-thread counts of the per-request work (for the seam's tests).
+//! - `client`: [`client`], the calling side: the service's own tokens, refreshed ahead.
+//! - `reqwest-middleware`: a `reqwest-middleware` middleware that attaches them.
 #![forbid(unsafe_code)]
 
 mod algorithm;
 mod cache;
 mod claims;
+#[cfg(feature = "client")]
+pub mod client;
 mod clock;
 mod config;
 mod credentials;

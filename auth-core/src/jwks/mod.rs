@@ -4,6 +4,6 @@ mod fetch;
 mod keyset;
 mod source;
 
-pub(crate) use fetch::{Fetcher, check_url};
+pub(crate) use fetch::{Fetched, Fetcher, check_url};
 pub(crate) use keyset::{KeyId, VerifyingKey, parse_jwks};
 pub(crate) use source::{KeySource, Origin};

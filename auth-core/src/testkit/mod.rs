@@ -22,6 +22,7 @@
 
 mod key;
 mod server;
+mod token_endpoint;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -33,6 +34,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value, json};
 
 pub use key::TestKey;
+pub use token_endpoint::{ExpiresIn, SeenTokenRequest, TestClient};
 
 use crate::Issuer;
 use crate::algorithm::Algorithm;
@@ -93,6 +95,7 @@ pub(crate) struct Shared {
     pub(crate) state: Mutex<State>,
     pub(crate) jwks_hits: AtomicUsize,
     pub(crate) discovery_hits: AtomicUsize,
+    pub(crate) token_hits: AtomicUsize,
 }
 
 pub(crate) struct State {
@@ -105,6 +108,8 @@ pub(crate) struct State {
     pub(crate) jwks_override: Option<(String, Vec<u8>)>,
     pub(crate) discovery_issuer: Option<String>,
     pub(crate) jwks_redirect: Option<String>,
+    pub(crate) tokens: token_endpoint::TokenEndpointState,
+    pub(crate) token_outage: Option<Outage>,
 }
 
 impl State {
@@ -151,9 +156,12 @@ impl TestIssuer {
                 jwks_override: None,
                 discovery_issuer: None,
                 jwks_redirect: None,
+                tokens: token_endpoint::TokenEndpointState::default(),
+                token_outage: None,
             }),
             jwks_hits: AtomicUsize::new(0),
             discovery_hits: AtomicUsize::new(0),
+            token_hits: AtomicUsize::new(0),
         });
         let server = server::Server::start(listener, shared.clone());
         Ok(TestIssuer { shared, server })
@@ -266,6 +274,51 @@ impl TestIssuer {
     /// Discovery requests received so far.
     pub fn discovery_fetches(&self) -> usize {
         self.shared.discovery_hits.load(Ordering::SeqCst)
+    }
+
+    /// `{issuer}/token`: the client-credentials grant for the clients registered with
+    /// [`TestIssuer::register_client`].
+    pub fn token_endpoint(&self) -> String {
+        format!("{}/token", self.shared.issuer)
+    }
+
+    /// Registers a client of the token endpoint (replacing one with the same id).
+    pub fn register_client(&self, client: TestClient) {
+        let mut state = self.shared.state();
+        state.tokens.clients.retain(|c| c.id != client.id);
+        state.tokens.clients.push(client);
+    }
+
+    /// The lifetime of the tokens the endpoint issues (default 300 s).
+    pub fn set_token_lifetime(&self, lifetime: Duration) {
+        self.shared.state().tokens.lifetime = lifetime;
+    }
+
+    /// How the endpoint writes `expires_in` (default: a number).
+    pub fn set_expires_in(&self, style: ExpiresIn) {
+        self.shared.state().tokens.expires_in = style;
+    }
+
+    /// Answer every token request with this status and JSON body instead (or, with
+    /// `None`, grant normally). Requests are still recorded and counted.
+    pub fn set_token_answer(&self, answer: Option<(u16, Value)>) {
+        self.shared.state().tokens.answer = answer;
+    }
+
+    /// Misbehave at the token endpoint only (or, with `None`, recover). `Refuse` drops
+    /// each token request's connection without an answer.
+    pub fn set_token_outage(&self, outage: Option<Outage>) {
+        self.shared.state().token_outage = outage;
+    }
+
+    /// Token requests received so far (counted on arrival, whatever the answer).
+    pub fn token_requests(&self) -> usize {
+        self.shared.token_hits.load(Ordering::SeqCst)
+    }
+
+    /// The token requests answered so far, oldest first.
+    pub fn seen_token_requests(&self) -> Vec<SeenTokenRequest> {
+        self.shared.state().tokens.seen.clone()
     }
 }
 

@@ -81,6 +81,46 @@ impl Server {
     }
 }
 
+/// The largest token request body read.
+const MAX_TOKEN_REQUEST: usize = 64 * 1024;
+
+async fn token(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body>, Refused> {
+    shared.token_hits.fetch_add(1, Ordering::SeqCst);
+    if req.method() != http::Method::POST {
+        return Ok(full(StatusCode::METHOD_NOT_ALLOWED, "application/json", "{}"));
+    }
+    let outage = {
+        let state = shared.state();
+        state.token_outage.clone().or_else(|| state.outage.clone())
+    };
+    match outage {
+        Some(Outage::Refuse) => return Err(Refused),
+        Some(Outage::Status(code)) => {
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+            return Ok(full(status, "application/json", "{}"));
+        }
+        Some(Outage::Garbage) => return Ok(full(StatusCode::OK, "application/json", "<html>not json")),
+        Some(Outage::Slow(delay)) => tokio::time::sleep(delay).await,
+        Some(Outage::Stall) => {
+            let never = futures_util::stream::pending::<Result<Frame<Bytes>, Infallible>>();
+            let mut response = Response::new(BodyExt::boxed(StreamBody::new(never)));
+            response.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+            return Ok(response);
+        }
+        None => {}
+    }
+    let authorization = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let limited = http_body_util::Limited::new(req.into_body(), MAX_TOKEN_REQUEST);
+    let Ok(body) = limited.collect().await.map(|b| b.to_bytes()) else {
+        return Ok(full(StatusCode::PAYLOAD_TOO_LARGE, "application/json", "{}"));
+    };
+    let (status, json) = super::token_endpoint::answer(&shared, authorization.as_deref(), &body);
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = full(status, "application/json", json.to_string());
+    response.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
 fn full(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Body> {
     let mut response = Response::new(Full::new(body.into()).boxed());
     *response.status_mut() = status;
@@ -95,7 +135,10 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
     // `/jwks-moved` serves the same keys, as a same-origin redirect target.
     let moved = path == "/jwks-moved";
     let is_jwks = path == "/jwks" || moved;
-    let is_discovery = path == "/.well-known/openid-configuration";
+    let is_discovery = path == "/.well-known/openid-configuration" || path == "/.well-known/oauth-authorization-server";
+    if path == "/token" {
+        return token(shared, req).await;
+    }
     if is_jwks {
         shared.jwks_hits.fetch_add(1, Ordering::SeqCst);
     } else if is_discovery {

@@ -1,0 +1,253 @@
+//! Where the token endpoint is (given, or from the authorization server's metadata) and
+//! one token request to it.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
+use reqwest::Url;
+use serde::Deserialize;
+
+use super::client_auth::ClientAuth;
+use super::error::TokenSourceError;
+use super::response::{self, Issued};
+use super::target::TokenTarget;
+use crate::jwks::{Fetched, Fetcher, check_url};
+
+/// Which metadata document names the token endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Metadata {
+    /// OpenID Connect Discovery: `{issuer}/.well-known/openid-configuration`.
+    #[default]
+    OpenIdConfiguration,
+    /// RFC 8414: `/.well-known/oauth-authorization-server` inserted before the issuer's
+    /// path (§3.1).
+    OAuthAuthorizationServer,
+}
+
+impl Metadata {
+    /// The metadata URL of `issuer`.
+    pub(crate) fn url(self, issuer: &Url) -> Url {
+        let mut url = issuer.clone();
+        url.set_query(None);
+        url.set_fragment(None);
+        let path = issuer.path().trim_end_matches('/');
+        match self {
+            Metadata::OpenIdConfiguration => url.set_path(&format!("{path}/.well-known/openid-configuration")),
+            Metadata::OAuthAuthorizationServer => {
+                url.set_path(&format!("/.well-known/oauth-authorization-server{path}"));
+            }
+        }
+        url
+    }
+}
+
+/// The token endpoint in use, and the issuer identifier client assertions name.
+#[derive(Debug, Clone)]
+pub(crate) struct Resolved {
+    pub(crate) token_endpoint: Url,
+    pub(crate) issuer: Option<String>,
+}
+
+pub(crate) enum Origin {
+    Given(Arc<Resolved>),
+    Discovered { issuer: String, metadata_url: Url },
+}
+
+/// The token endpoint: given, or discovered once and kept until a request to it fails.
+pub(crate) struct Endpoint {
+    origin: Origin,
+    /// Use `mtls_endpoint_aliases.token_endpoint` when the metadata has one (RFC 8705 §5).
+    mtls: bool,
+    discovered: Mutex<Option<Arc<Resolved>>>,
+}
+
+impl Endpoint {
+    pub(crate) fn new(origin: Origin, mtls: bool) -> Self {
+        Endpoint { origin, mtls, discovered: Mutex::new(None) }
+    }
+
+    /// The URL a configured endpoint or the metadata is read from (for `Debug`).
+    pub(crate) fn describe(&self) -> String {
+        match &self.origin {
+            Origin::Given(resolved) => resolved.token_endpoint.to_string(),
+            Origin::Discovered { metadata_url, .. } => metadata_url.to_string(),
+        }
+    }
+
+    pub(crate) async fn resolve(&self, fetcher: &Fetcher) -> Result<Arc<Resolved>, TokenSourceError> {
+        let (issuer, metadata_url) = match &self.origin {
+            Origin::Given(resolved) => return Ok(resolved.clone()),
+            Origin::Discovered { issuer, metadata_url } => (issuer, metadata_url),
+        };
+        if let Some(resolved) = self.discovered.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+            return Ok(resolved);
+        }
+        let unavailable = |cause: String| TokenSourceError::Unavailable { cause, retry_after: None };
+        let body = match fetcher.get(metadata_url, None).await {
+            Ok(Fetched::Document { body, .. }) => body,
+            Ok(Fetched::NotModified { .. }) => return Err(unavailable("metadata: unexpected 304".into())),
+            Err(e) => return Err(unavailable(format!("metadata: {e}"))),
+        };
+        #[derive(Deserialize)]
+        struct Aliases {
+            token_endpoint: Option<String>,
+        }
+        #[derive(Deserialize)]
+        struct Document {
+            issuer: String,
+            token_endpoint: Option<String>,
+            mtls_endpoint_aliases: Option<Aliases>,
+        }
+        let doc: Document = serde_json::from_slice(&body)
+            .map_err(|_| unavailable("metadata: not an authorization server metadata document".into()))?;
+        // RFC 8414 §3.3: the document must be the issuer's own (one trailing slash of
+        // difference tolerated, as on the inbound side).
+        let bare = |s: &str| s.strip_suffix('/').unwrap_or(s).to_owned();
+        if bare(&doc.issuer) != bare(issuer) {
+            return Err(unavailable("metadata: the document's issuer differs from the configured issuer".into()));
+        }
+        let alias = doc.mtls_endpoint_aliases.and_then(|a| a.token_endpoint).filter(|_| self.mtls);
+        let endpoint = alias.or(doc.token_endpoint).ok_or_else(|| unavailable("metadata: no token_endpoint".into()))?;
+        let token_endpoint =
+            Url::parse(&endpoint).map_err(|_| unavailable("metadata: token_endpoint is not a URL".into()))?;
+        check_url(&token_endpoint, fetcher.allow_http).map_err(|e| unavailable(format!("metadata: {e}")))?;
+        let resolved = Arc::new(Resolved { token_endpoint, issuer: Some(doc.issuer) });
+        *self.discovered.lock().unwrap_or_else(|p| p.into_inner()) = Some(resolved.clone());
+        Ok(resolved)
+    }
+
+    /// After a failed request: read the metadata again next time (the endpoint may have moved).
+    pub(crate) fn forget(&self) {
+        *self.discovered.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+}
+
+/// What one successful token request produced.
+pub(crate) struct Answer {
+    pub(crate) issued: Issued,
+    /// When the response arrived: the token's lifetime counts from here.
+    pub(crate) arrived: Instant,
+}
+
+/// One client-credentials request (RFC 6749 §4.4.2) to `endpoint`.
+pub(crate) async fn request_token(
+    fetcher: &Fetcher,
+    endpoint: &Resolved,
+    client_id: &str,
+    auth: &ClientAuth,
+    target: &TokenTarget,
+    max_token: usize,
+    default_lifetime: Duration,
+) -> Result<Answer, TokenSourceError> {
+    let client = fetcher
+        .client
+        .as_ref()
+        .ok_or_else(|| TokenSourceError::Unavailable { cause: "no HTTP client".into(), retry_after: None })?;
+    let url = &endpoint.token_endpoint;
+    check_url(url, fetcher.allow_http).map_err(|cause| TokenSourceError::Unavailable { cause, retry_after: None })?;
+    let credentials =
+        auth.authenticate(client_id, endpoint.issuer.as_deref(), url.as_str()).map_err(TokenSourceError::Assertion)?;
+    let form = {
+        let mut form = url::form_urlencoded::Serializer::new(String::new());
+        form.append_pair("grant_type", "client_credentials");
+        for (name, value) in &credentials.params {
+            form.append_pair(name, value);
+        }
+        if let Some(scope) = target.scope_param() {
+            form.append_pair("scope", &scope);
+        }
+        for resource in target.resources() {
+            form.append_pair("resource", resource);
+        }
+        if let Some(audience) = target.audience_param() {
+            form.append_pair("audience", audience);
+        }
+        form.finish()
+    };
+    let mut request = client
+        .post(url.clone())
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(ACCEPT, "application/json")
+        .body(form);
+    if let Some(authorization) = credentials.authorization {
+        let mut value = http::HeaderValue::try_from(authorization).map_err(|_| {
+            TokenSourceError::Assertion("the client credentials do not fit an Authorization header".into())
+        })?;
+        value.set_sensitive(true);
+        request = request.header(AUTHORIZATION, value);
+    }
+    let max_body = fetcher.max_body;
+    let exchange = async move {
+        let mut response = request.send().await.map_err(transport)?;
+        let arrived = Instant::now();
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let declared =
+            response.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|len| len > max_body as u64) {
+            return Err(too_large(max_body));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(transport)? {
+            if body.len() + chunk.len() > max_body {
+                return Err(too_large(max_body));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok((status, retry_after, body, arrived))
+    };
+    let (status, retry_after, body, arrived) = match tokio::time::timeout(fetcher.timeout, exchange).await {
+        Ok(result) => result?,
+        Err(_) => return Err(TokenSourceError::Unavailable { cause: "timed out".into(), retry_after: None }),
+    };
+    if !(200..300).contains(&status) {
+        return Err(response::failure(status, &body, retry_after));
+    }
+    let issued = response::success(&body, max_token, default_lifetime)?;
+    Ok(Answer { issued, arrived })
+}
+
+fn transport(err: reqwest::Error) -> TokenSourceError {
+    let cause = if err.is_timeout() { "timed out".to_owned() } else { err.without_url().to_string() };
+    TokenSourceError::Unavailable { cause, retry_after: None }
+}
+
+fn too_large(max: usize) -> TokenSourceError {
+    TokenSourceError::InvalidResponse(format!("the response exceeds {max} bytes"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_urls() {
+        let url = |s: &str| Url::parse(s).unwrap();
+        let oidc = Metadata::OpenIdConfiguration;
+        let oauth = Metadata::OAuthAuthorizationServer;
+        assert_eq!(
+            oidc.url(&url("https://as.example")).as_str(),
+            "https://as.example/.well-known/openid-configuration"
+        );
+        assert_eq!(
+            oidc.url(&url("https://as.example/realms/x/")).as_str(),
+            "https://as.example/realms/x/.well-known/openid-configuration"
+        );
+        assert_eq!(
+            oauth.url(&url("https://as.example")).as_str(),
+            "https://as.example/.well-known/oauth-authorization-server"
+        );
+        // RFC 8414 §3.1: inserted between the host and the path.
+        assert_eq!(
+            oauth.url(&url("https://as.example/tenant1")).as_str(),
+            "https://as.example/.well-known/oauth-authorization-server/tenant1"
+        );
+    }
+}

@@ -1,0 +1,61 @@
+//! The calling side for `reqwest-middleware` users (feature `reqwest-middleware`).
+
+use http::header::AUTHORIZATION;
+use reqwest_middleware::{Middleware, Next, Result};
+
+use super::{TargetToken, says_invalid_token};
+
+/// Attaches the target's token to every request, and when the downstream answers `401`
+/// with `error="invalid_token"`, drops that token (at most once per cooldown) and sends
+/// the request once more with a new one, if its body can be replayed (not a stream).
+///
+/// ```no_run
+/// use auth_core::client::reqwest_middleware::AttachToken;
+/// use auth_core::client::{ClientAuth, TokenSource, TokenTarget};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let tokens = TokenSource::builder("orders-service")
+///     .issuer("https://idp.example.com")
+///     .client_auth(ClientAuth::client_secret_basic("s3cret"))
+///     .build()?;
+/// let billing = tokens.target(TokenTarget::resource("https://billing.internal"))?;
+/// let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+///     .with(AttachToken::new(billing))
+///     .build();
+/// let invoice = client.get("https://billing.internal/invoices/42").send().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct AttachToken {
+    token: TargetToken,
+}
+
+impl AttachToken {
+    /// Attaches `token`'s target's token.
+    pub fn new(token: TargetToken) -> Self {
+        AttachToken { token }
+    }
+}
+
+#[async_trait::async_trait]
+impl Middleware for AttachToken {
+    async fn handle(
+        &self,
+        mut request: reqwest::Request,
+        extensions: &mut http::Extensions,
+        next: Next<'_>,
+    ) -> Result<reqwest::Response> {
+        let header = self.token.header().await.map_err(reqwest_middleware::Error::middleware)?;
+        // `None` for a streaming body: such a request is never sent twice.
+        let replay = request.try_clone();
+        request.headers_mut().insert(AUTHORIZATION, header.clone());
+        let response = next.clone().run(request, extensions).await?;
+        if response.status() != reqwest::StatusCode::UNAUTHORIZED || !says_invalid_token(response.headers()) {
+            return Ok(response);
+        }
+        let Some(mut again) = replay.filter(|_| self.token.reject(&header)) else { return Ok(response) };
+        let header = self.token.header().await.map_err(reqwest_middleware::Error::middleware)?;
+        again.headers_mut().insert(AUTHORIZATION, header);
+        next.run(again, extensions).await
+    }
+}

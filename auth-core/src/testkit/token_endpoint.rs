@@ -1,0 +1,281 @@
+//! The issuer's token endpoint: the client-credentials grant (RFC 6749 §4.4) for the
+//! clients a test registers, with `client_secret_basic`, `client_secret_post` and
+//! `private_key_jwt` (RFC 7523) client authentication and RFC 8707 resources.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::{Value, json};
+
+use super::{Shared, TestKey};
+use crate::clock::unix_now;
+
+/// RFC 7523 §2.2.
+const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// A client of the test issuer's token endpoint.
+///
+/// ```
+/// use auth_core::testkit::TestClient;
+///
+/// let client = TestClient::secret("orders", "orders-secret")
+///     .scopes("invoices:read invoices:write")
+///     .resources(["https://billing.test"]);
+/// ```
+#[derive(Debug, Clone)]
+pub struct TestClient {
+    pub(crate) id: String,
+    pub(crate) auth: TestClientAuth,
+    pub(crate) scopes: Vec<String>,
+    pub(crate) resources: Option<Vec<String>>,
+}
+
+#[derive(Clone)]
+pub(crate) enum TestClientAuth {
+    Secret(String),
+    PrivateKeyJwt(Arc<TestKey>),
+}
+
+impl std::fmt::Debug for TestClientAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TestClientAuth::Secret(_) => f.write_str("Secret"),
+            TestClientAuth::PrivateKeyJwt(key) => write!(f, "PrivateKeyJwt({})", key.kid()),
+        }
+    }
+}
+
+impl TestClient {
+    /// A client with a secret (accepted by `client_secret_basic` and `client_secret_post`).
+    pub fn secret(id: &str, secret: &str) -> Self {
+        TestClient { id: id.into(), auth: TestClientAuth::Secret(secret.into()), scopes: Vec::new(), resources: None }
+    }
+
+    /// A `private_key_jwt` client whose assertions `key` (its public half) verifies.
+    pub fn private_key_jwt(id: &str, key: Arc<TestKey>) -> Self {
+        TestClient { id: id.into(), auth: TestClientAuth::PrivateKeyJwt(key), scopes: Vec::new(), resources: None }
+    }
+
+    /// The scopes it may be granted (space-separated).
+    #[must_use]
+    pub fn scopes(mut self, scopes: &str) -> Self {
+        self.scopes = scopes.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect();
+        self
+    }
+
+    /// The resources (RFC 8707) it may ask for; without this call, any.
+    #[must_use]
+    pub fn resources<I, S>(mut self, resources: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.resources = Some(resources.into_iter().map(Into::into).collect());
+        self
+    }
+}
+
+/// How the token endpoint writes `expires_in`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum ExpiresIn {
+    /// A JSON number (the default).
+    #[default]
+    Number,
+    /// A decimal string, as some providers send it.
+    String,
+    /// Left out (the token's `exp` tells).
+    Absent,
+}
+
+/// A token request the endpoint received, for assertions on what a client sent.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct SeenTokenRequest {
+    /// The form parameters, in order.
+    pub params: Vec<(String, String)>,
+    /// The `Authorization` header, if any.
+    pub authorization: Option<String>,
+    /// For `private_key_jwt`: the assertion's JOSE header and claims (decoded, whether or
+    /// not they verified).
+    pub assertion: Option<(Value, Value)>,
+}
+
+impl SeenTokenRequest {
+    /// The first value of parameter `name`.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of parameter `name`.
+    pub fn params(&self, name: &str) -> Vec<&str> {
+        self.params.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str()).collect()
+    }
+}
+
+/// The token endpoint's own settings and records.
+#[derive(Debug)]
+pub(crate) struct TokenEndpointState {
+    pub(crate) clients: Vec<TestClient>,
+    pub(crate) lifetime: Duration,
+    pub(crate) expires_in: ExpiresIn,
+    pub(crate) seen: Vec<SeenTokenRequest>,
+    pub(crate) jtis: HashSet<String>,
+    pub(crate) answer: Option<(u16, Value)>,
+}
+
+impl Default for TokenEndpointState {
+    fn default() -> Self {
+        TokenEndpointState {
+            clients: Vec::new(),
+            lifetime: Duration::from_secs(300),
+            expires_in: ExpiresIn::Number,
+            seen: Vec::new(),
+            jtis: HashSet::new(),
+            answer: None,
+        }
+    }
+}
+
+fn error(status: u16, code: &str, description: &str) -> (u16, Value) {
+    (status, json!({ "error": code, "error_description": description }))
+}
+
+/// Answers one token request: (status, JSON body).
+pub(crate) fn answer(shared: &Shared, authorization: Option<&str>, body: &[u8]) -> (u16, Value) {
+    let params: Vec<(String, String)> =
+        url::form_urlencoded::parse(body).map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+    let mut seen = SeenTokenRequest { params, authorization: authorization.map(str::to_owned), assertion: None };
+    if let Some(assertion) = seen.param("client_assertion") {
+        seen.assertion = decode_unverified(assertion);
+    }
+    let result = grant(shared, &seen);
+    let mut state = shared.state();
+    state.tokens.seen.push(seen);
+    if let Some(forced) = state.tokens.answer.clone() {
+        return forced;
+    }
+    result.unwrap_or_else(|e| e)
+}
+
+fn grant(shared: &Shared, req: &SeenTokenRequest) -> Result<(u16, Value), (u16, Value)> {
+    if req.param("grant_type") != Some("client_credentials") {
+        return Err(error(400, "unsupported_grant_type", "only client_credentials"));
+    }
+    let client = authenticate(shared, req)?;
+    let requested: Vec<&str> =
+        req.param("scope").map(|s| s.split(' ').filter(|s| !s.is_empty()).collect()).unwrap_or_default();
+    if let Some(unknown) = requested.iter().find(|s| !client.scopes.iter().any(|a| a == *s)) {
+        return Err(error(400, "invalid_scope", &format!("scope {unknown} is not allowed for this client")));
+    }
+    let granted: Vec<&str> =
+        if requested.is_empty() { client.scopes.iter().map(String::as_str).collect() } else { requested };
+    let resources = req.params("resource");
+    if let Some(allowed) = &client.resources
+        && let Some(bad) = resources.iter().find(|r| !allowed.iter().any(|a| a == *r))
+    {
+        return Err(error(400, "invalid_target", &format!("resource {bad} is not allowed for this client")));
+    }
+    let aud: Value = match (resources.as_slice(), req.param("audience")) {
+        ([], None) => super::DEFAULT_AUDIENCE.into(),
+        ([], Some(audience)) => audience.into(),
+        ([one], _) => (*one).into(),
+        (many, _) => many.to_vec().into(),
+    };
+    let (key, lifetime, style) = {
+        let state = shared.state();
+        (state.keys.get(&state.signing).cloned(), state.tokens.lifetime, state.tokens.expires_in)
+    };
+    let secs = lifetime.as_secs() as i64;
+    let token = super::TokenBuilder::new(&shared.issuer, key)
+        .claim("sub", client.id.as_str())
+        .claim("client_id", client.id.as_str())
+        .claim("aud", aud)
+        .claim("scope", granted.join(" "))
+        .claim("exp", unix_now() + secs)
+        .sign();
+    let mut body = json!({ "access_token": token, "token_type": "Bearer", "scope": granted.join(" ") });
+    match style {
+        ExpiresIn::Number => body["expires_in"] = secs.into(),
+        ExpiresIn::String => body["expires_in"] = secs.to_string().into(),
+        ExpiresIn::Absent => {}
+    }
+    Ok((200, body))
+}
+
+fn authenticate(shared: &Shared, req: &SeenTokenRequest) -> Result<TestClient, (u16, Value)> {
+    let invalid = |why: &str| error(401, "invalid_client", why);
+    let basic = req.authorization.as_deref().and_then(|h| h.strip_prefix("Basic "));
+    let post_secret = req.param("client_secret");
+    let assertion = req.param("client_assertion");
+    // RFC 6749 §2.3: one method per request.
+    if [basic.is_some(), post_secret.is_some(), assertion.is_some()].iter().filter(|m| **m).count() != 1 {
+        return Err(error(400, "invalid_request", "exactly one client authentication method"));
+    }
+    let (id, secret) = match basic {
+        Some(encoded) => {
+            let decoded = STANDARD.decode(encoded).map_err(|_| invalid("Basic credentials are not base64"))?;
+            let decoded = String::from_utf8(decoded).map_err(|_| invalid("Basic credentials are not UTF-8"))?;
+            let (id, secret) = decoded.split_once(':').ok_or_else(|| invalid("no ':' in Basic credentials"))?;
+            // RFC 6749 §2.3.1: both are form-encoded before Basic encoding.
+            let unform = |s: &str| -> String {
+                url::form_urlencoded::parse(format!("x={s}").as_bytes())
+                    .next()
+                    .map(|(_, v)| v.into_owned())
+                    .unwrap_or_default()
+            };
+            (unform(id), Some(unform(secret)))
+        }
+        None => {
+            let id = req.param("client_id").ok_or_else(|| invalid("no client_id"))?.to_owned();
+            (id, post_secret.map(str::to_owned))
+        }
+    };
+    let client =
+        shared.state().tokens.clients.iter().find(|c| c.id == id).cloned().ok_or_else(|| invalid("unknown client"))?;
+    match (&client.auth, secret, assertion) {
+        (TestClientAuth::Secret(expected), Some(secret), None) if *expected == secret => Ok(client),
+        (TestClientAuth::PrivateKeyJwt(key), None, Some(assertion)) => {
+            if req.param("client_assertion_type") != Some(JWT_BEARER) {
+                return Err(invalid("client_assertion_type is not jwt-bearer"));
+            }
+            verify_assertion(shared, key, &client.id, assertion).map_err(|why| invalid(&why))?;
+            Ok(client)
+        }
+        _ => Err(invalid("client authentication failed")),
+    }
+}
+
+fn verify_assertion(shared: &Shared, key: &TestKey, client_id: &str, assertion: &str) -> Result<(), String> {
+    let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(key.public_jwk()).map_err(|e| e.to_string())?;
+    let decoding = jsonwebtoken::DecodingKey::from_jwk(&jwk).map_err(|e| e.to_string())?;
+    let mut validation = jsonwebtoken::Validation::new(key.algorithm().to_jsonwebtoken());
+    let token_endpoint = format!("{}/token", shared.issuer);
+    validation.set_audience(&[shared.issuer.as_str(), token_endpoint.as_str()]);
+    validation.set_issuer(&[client_id]);
+    validation.sub = Some(client_id.to_owned());
+    validation.set_required_spec_claims(&["exp", "iat", "iss", "sub", "aud"]);
+    crate::crypto::provider().map_err(|e| e.to_string())?;
+    let data =
+        jsonwebtoken::decode::<Value>(assertion, &decoding, &validation).map_err(|e| format!("assertion: {e}"))?;
+    let claims = data.claims;
+    let (iat, exp) = (claims["iat"].as_i64().unwrap_or(0), claims["exp"].as_i64().unwrap_or(i64::MAX));
+    if exp - iat > 60 {
+        return Err("the assertion lives longer than 60 s".into());
+    }
+    let jti = claims["jti"].as_str().ok_or("no jti")?.to_owned();
+    if !shared.state().tokens.jtis.insert(jti) {
+        return Err("the assertion's jti was used before".into());
+    }
+    Ok(())
+}
+
+fn decode_unverified(jwt: &str) -> Option<(Value, Value)> {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut parts = jwt.split('.');
+    let mut part = || -> Option<Value> { serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts.next()?).ok()?).ok() };
+    Some((part()?, part()?))
+}
