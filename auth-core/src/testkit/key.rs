@@ -107,6 +107,21 @@ impl TestKey {
         }
     }
 
+    /// The private key as PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`), for a client that
+    /// signs with it (`private_key_jwt`).
+    ///
+    /// # Panics
+    /// If the key cannot be serialized (test code only).
+    pub fn private_key_pem(&self) -> String {
+        use aws_lc_rs::encoding::AsDer as _;
+        let der: Vec<u8> = match &self.pair {
+            Pair::Rsa(pair) => pair.as_der().expect("PKCS#8").as_ref().to_vec(),
+            Pair::Ec(pair) => pair.to_pkcs8v1().expect("PKCS#8").as_ref().to_vec(),
+            Pair::Ed(pair) => pair.to_pkcs8v1().expect("PKCS#8").as_ref().to_vec(),
+        };
+        pem::encode(&pem::Pem::new("PRIVATE KEY", der))
+    }
+
     /// Signs `message` the JWS way for this key's algorithm.
     ///
     /// # Panics

@@ -11,6 +11,12 @@
 //! `Provider` is dropped (also on panic), and exits by itself if this process dies (it
 //! watches its stdin).
 //!
+//! [`Provider::start_with`] adds the launcher's optional modes ([`ProviderOptions`]): a
+//! `private_key_jwt` client (`pkjwt-client`) whose public keys come from a
+//! [`ClientJwtKey`], and https with client certificates (RFC 8705 `mtls-client`,
+//! `mtls-bound-client`) from a [`TestCa`]: the calling side's test material, made here with
+//! `rcgen`.
+//!
 //! Node.js and npm are required. When they are missing, or `npm ci` fails, starting fails
 //! with the reason; [`start_or_skip`] turns that into a panic unless the developer opted
 //! out with `AUTH_SKIP_INTEROP=1` (CI never sets it).
@@ -57,6 +63,19 @@ pub const SHORT_LIVED_CLIENT: ClientCredentials =
 /// Allowed scope `billing:read`, for the `billing-api`.
 pub const BILLING_CLIENT: ClientCredentials =
     ClientCredentials { id: "billing-client", secret: "billing-client-secret" };
+
+/// Registered only with [`ProviderOptions::https`]: `client_secret_basic`, allowed scope
+/// `orders:read`, its tokens bound to the client certificate of the connection (`cnf`).
+pub const MTLS_BOUND_CLIENT: ClientCredentials =
+    ClientCredentials { id: "mtls-bound-client", secret: "mtls-bound-client-secret" };
+
+/// Registered only with [`ProviderOptions::client_jwks`]: `private_key_jwt` with the given
+/// public keys, allowed scopes `billing:read orders:read`.
+pub const PKJWT_CLIENT_ID: &str = "pkjwt-client";
+
+/// Registered only with [`ProviderOptions::https`]: `tls_client_auth`, subject DN exactly
+/// `CN=mtls-client`, allowed scopes `billing:read orders:read`.
+pub const MTLS_CLIENT_ID: &str = "mtls-client";
 
 /// Lifetime of [`SHORT_LIVED_CLIENT`]'s access tokens.
 pub const SHORT_TTL_SECS: u64 = 2;
@@ -200,6 +219,8 @@ pub enum HarnessError {
     Process(String),
     /// An HTTP exchange with the provider failed.
     Http(String),
+    /// Keys or certificates could not be made or written.
+    Pki(String),
     /// The token endpoint refused the request (an OAuth error response).
     TokenRefused {
         /// HTTP status.
@@ -215,6 +236,7 @@ impl fmt::Display for HarnessError {
             HarnessError::Unavailable(reason) => write!(f, "the interop suite cannot run: {reason}"),
             HarnessError::Process(reason) => write!(f, "oidc-provider process: {reason}"),
             HarnessError::Http(reason) => write!(f, "HTTP to oidc-provider: {reason}"),
+            HarnessError::Pki(reason) => write!(f, "test keys and certificates: {reason}"),
             HarnessError::TokenRefused { status, body } => write!(f, "token endpoint said {status}: {body}"),
         }
     }
@@ -230,7 +252,12 @@ pub fn skip_requested() -> bool {
 /// Starts a provider; when that is impossible, panics with the reason, or (only with
 /// `AUTH_SKIP_INTEROP=1`) prints loudly that the suite was skipped and returns `None`.
 pub fn start_or_skip(test: &str) -> Option<Provider> {
-    match Provider::start() {
+    start_or_skip_with(test, ProviderOptions::default())
+}
+
+/// [`start_or_skip`] with the launcher's optional modes.
+pub fn start_or_skip_with(test: &str, options: ProviderOptions) -> Option<Provider> {
+    match Provider::start_with(options) {
         Ok(provider) => Some(provider),
         Err(err @ HarnessError::Unavailable(_)) if skip_requested() => {
             // Straight to the process's stderr, past the test harness's output capture.
@@ -258,6 +285,10 @@ pub fn node_dir() -> PathBuf {
 pub struct Provider {
     dir: PathBuf,
     state_dir: PathBuf,
+    /// The launcher's optional arguments (`--client-jwks`, `--tls-*`), kept for restarts.
+    extra_args: Vec<String>,
+    /// In https mode: the CA that made the server certificate (and anchors client certificates).
+    ca_pem: Option<String>,
     port: u16,
     admin_port: u16,
     issuer: String,
@@ -274,6 +305,7 @@ impl fmt::Debug for Provider {
             .field("admin_port", &self.admin_port)
             .field("version", &self.version)
             .field("running", &self.child.is_some())
+            .field("https", &self.ca_pem.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -282,17 +314,49 @@ impl Provider {
     /// Installs the pinned packages if needed, starts the provider on a free port, and
     /// waits until it listens. Blocks (typically for well under a second once installed).
     pub fn start() -> Result<Provider, HarnessError> {
+        Self::start_with(ProviderOptions::default())
+    }
+
+    /// [`start`](Self::start) with the launcher's optional modes: the files they need are
+    /// written to the provider's state folder.
+    pub fn start_with(options: ProviderOptions) -> Result<Provider, HarnessError> {
         let dir = node_dir();
         ensure_installed(&dir)?;
         let state_dir = unique_temp_dir()?;
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .timeout(HTTP_TIMEOUT)
-            .build()
-            .map_err(|e| HarnessError::Http(e.to_string()))?;
+        let write = |name: &str, contents: &str| -> Result<String, HarnessError> {
+            let path = state_dir.join(name);
+            std::fs::write(&path, contents)
+                .map_err(|e| HarnessError::Pki(format!("cannot write {}: {e}", path.display())))?;
+            Ok(path.to_string_lossy().into_owned())
+        };
+        let mut extra_args = Vec::new();
+        if let Some(jwks) = &options.client_jwks {
+            extra_args.extend(["--client-jwks".to_owned(), write("client-jwks.json", &jwks.to_string())?]);
+        }
+        let mut http = reqwest::Client::builder().no_proxy().timeout(HTTP_TIMEOUT);
+        let ca_pem = match &options.tls {
+            Some(tls) => {
+                extra_args.extend([
+                    "--tls-cert".to_owned(),
+                    write("tls-cert.pem", &tls.server.cert_pem)?,
+                    "--tls-key".to_owned(),
+                    write("tls-key.pem", &tls.server.key_pem)?,
+                    "--tls-ca".to_owned(),
+                    write("tls-ca.pem", &tls.ca_pem)?,
+                ]);
+                let root = reqwest::Certificate::from_pem(tls.ca_pem.as_bytes())
+                    .map_err(|e| HarnessError::Pki(format!("CA certificate: {e}")))?;
+                http = http.add_root_certificate(root);
+                Some(tls.ca_pem.clone())
+            }
+            None => None,
+        };
+        let http = http.build().map_err(|e| HarnessError::Http(e.to_string()))?;
         let mut provider = Provider {
             dir,
             state_dir,
+            extra_args,
+            ca_pem,
             port: 0,
             admin_port: 0,
             issuer: String::new(),
@@ -305,9 +369,21 @@ impl Provider {
         Ok(provider)
     }
 
-    /// The issuer identifier, `http://127.0.0.1:PORT` (no trailing slash).
+    /// The issuer identifier, `http://127.0.0.1:PORT` (no trailing slash), or
+    /// `https://localhost:PORT` in https mode.
     pub fn issuer(&self) -> &str {
         &self.issuer
+    }
+
+    /// In https mode, the CA certificate (PEM) that the server certificate chains to.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
+    }
+
+    /// An HTTP client that trusts the provider (its CA in https mode), for a validator
+    /// (`ValidatorBuilder::http_client`). No client certificate.
+    pub fn http_client(&self) -> reqwest::Client {
+        self.http.clone()
     }
 
     /// The port of the OpenID endpoints; stable across [`restart`](Self::restart).
@@ -471,6 +547,7 @@ impl Provider {
             .arg("0")
             .arg("--state")
             .arg(&state_file)
+            .args(&self.extra_args)
             .current_dir(&self.dir)
             .env("NODE_ENV", "test")
             .stdin(Stdio::piped())
@@ -598,6 +675,193 @@ fn unique_temp_dir() -> Result<PathBuf, HarnessError> {
     ));
     std::fs::create_dir_all(&dir).map_err(|e| HarnessError::Process(format!("temp dir {}: {e}", dir.display())))?;
     Ok(dir)
+}
+
+// ---- the launcher's optional modes, and their keys and certificates ------------------
+
+/// The launcher's optional modes, for [`Provider::start_with`].
+#[derive(Debug, Clone, Default)]
+pub struct ProviderOptions {
+    client_jwks: Option<Value>,
+    tls: Option<ServerTls>,
+}
+
+#[derive(Debug, Clone)]
+struct ServerTls {
+    server: IssuedCertificate,
+    ca_pem: String,
+}
+
+impl ProviderOptions {
+    /// Nothing but the built-in `client_secret_basic` clients, plain http.
+    pub fn new() -> Self {
+        ProviderOptions::default()
+    }
+
+    /// Registers `pkjwt-client` ([`PKJWT_CLIENT_ID`], `private_key_jwt`) with these public
+    /// keys (`--client-jwks`).
+    #[must_use]
+    pub fn client_jwks(mut self, keys: &[&ClientJwtKey]) -> Self {
+        self.client_jwks = Some(ClientJwtKey::jwks(keys));
+        self
+    }
+
+    /// https mode (`--tls-cert/--tls-key/--tls-ca`): a server certificate for `localhost`
+    /// and `127.0.0.1` made by `ca`, which is also the only trust anchor for client
+    /// certificates. Registers `mtls-client` and `mtls-bound-client`.
+    pub fn https(mut self, ca: &TestCa) -> Result<Self, HarnessError> {
+        self.tls = Some(ServerTls { server: ca.server_certificate()?, ca_pem: ca.cert_pem().to_owned() });
+        Ok(self)
+    }
+}
+
+/// A certificate (PEM) and its private key (PKCS#8 PEM).
+#[derive(Clone)]
+pub struct IssuedCertificate {
+    /// The certificate.
+    pub cert_pem: String,
+    /// Its private key.
+    pub key_pem: String,
+}
+
+impl fmt::Debug for IssuedCertificate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IssuedCertificate").finish_non_exhaustive()
+    }
+}
+
+/// A test certificate authority (EC P-256): `basicConstraints CA:TRUE`, `keyCertSign`.
+pub struct TestCa {
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+    cert_pem: String,
+}
+
+impl fmt::Debug for TestCa {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TestCa").finish_non_exhaustive()
+    }
+}
+
+fn pki(what: &str) -> impl Fn(rcgen::Error) -> HarnessError + '_ {
+    move |e| HarnessError::Pki(format!("{what}: {e}"))
+}
+
+impl TestCa {
+    /// A new CA with subject `CN=<common_name>`.
+    pub fn new(common_name: &str) -> Result<TestCa, HarnessError> {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(pki("CA key"))?;
+        let mut params = rcgen::CertificateParams::default();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params.distinguished_name.push(rcgen::DnType::CommonName, common_name);
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::CrlSign,
+            rcgen::KeyUsagePurpose::DigitalSignature,
+        ];
+        let cert = params.self_signed(&key).map_err(pki("CA certificate"))?;
+        Ok(TestCa { issuer: rcgen::Issuer::new(params, key), cert_pem: cert.pem() })
+    }
+
+    /// The CA certificate (PEM).
+    pub fn cert_pem(&self) -> &str {
+        &self.cert_pem
+    }
+
+    /// A server certificate: `CN=localhost`, SAN `DNS:localhost`, `IP:127.0.0.1`, EKU
+    /// `serverAuth`.
+    pub fn server_certificate(&self) -> Result<IssuedCertificate, HarnessError> {
+        let mut params = rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .map_err(pki("server certificate"))?;
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+        self.leaf(params, "localhost")
+    }
+
+    /// A client certificate whose subject is exactly `CN=<common_name>` (no SAN), EKU
+    /// `clientAuth`.
+    pub fn client_certificate(&self, common_name: &str) -> Result<IssuedCertificate, HarnessError> {
+        let mut params = rcgen::CertificateParams::default();
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        self.leaf(params, common_name)
+    }
+
+    fn leaf(&self, mut params: rcgen::CertificateParams, common_name: &str) -> Result<IssuedCertificate, HarnessError> {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(pki("leaf key"))?;
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params.distinguished_name.push(rcgen::DnType::CommonName, common_name);
+        params.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
+        params.use_authority_key_identifier_extension = true;
+        let cert = params.signed_by(&key, &self.issuer).map_err(pki("leaf certificate"))?;
+        Ok(IssuedCertificate { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
+    }
+}
+
+/// A `private_key_jwt` client key (ES256, P-256): the private key for auth-core's
+/// `ClientKey` and the public JWK for the provider's registration.
+#[derive(Clone)]
+pub struct ClientJwtKey {
+    kid: String,
+    private_pem: String,
+    public_jwk: Value,
+}
+
+impl fmt::Debug for ClientJwtKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientJwtKey").field("kid", &self.kid).finish_non_exhaustive()
+    }
+}
+
+impl ClientJwtKey {
+    /// A new ES256 key with this `kid`.
+    pub fn generate_es256(kid: &str) -> Result<ClientJwtKey, HarnessError> {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(pki("client key"))?;
+        // The uncompressed point: 0x04 || x (32 bytes) || y (32 bytes).
+        let point = key.public_key_raw();
+        if point.len() != 65 || point[0] != 4 {
+            return Err(HarnessError::Pki(format!("unexpected P-256 public key ({} bytes)", point.len())));
+        }
+        let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        let public_jwk = serde_json::json!({
+            "kty": "EC",
+            "crv": "P-256",
+            "x": b64(&point[1..33]),
+            "y": b64(&point[33..]),
+            "kid": kid,
+            "alg": "ES256",
+            "use": "sig",
+        });
+        Ok(ClientJwtKey { kid: kid.to_owned(), private_pem: key.serialize_pem(), public_jwk })
+    }
+
+    /// The `kid`.
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// The algorithm.
+    pub fn algorithm(&self) -> auth_core::Algorithm {
+        auth_core::Algorithm::ES256
+    }
+
+    /// The private key, PKCS#8 PEM.
+    pub fn private_pem(&self) -> &str {
+        &self.private_pem
+    }
+
+    /// The public JWK.
+    pub fn public_jwk(&self) -> &Value {
+        &self.public_jwk
+    }
+
+    /// A JWK Set of these keys' public halves.
+    pub fn jwks(keys: &[&ClientJwtKey]) -> Value {
+        serde_json::json!({ "keys": keys.iter().map(|k| k.public_jwk.clone()).collect::<Vec<_>>() })
+    }
+
+    /// auth-core's signing key for it, with its `kid`.
+    pub fn client_key(&self) -> Result<auth_core::client::ClientKey, auth_core::ConfigError> {
+        Ok(auth_core::client::ClientKey::from_pem(self.algorithm(), self.private_pem.as_bytes())?.key_id(&self.kid))
+    }
 }
 
 // ---- installation -------------------------------------------------------------------
