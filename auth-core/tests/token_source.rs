@@ -42,15 +42,19 @@ async fn client_secret_basic_form_encodes_id_and_secret() {
     // RFC 6749 §2.3.1: a ':' in the id or secret must survive Basic encoding.
     let (id, secret) = ("orders:svc", "p@ss:w/rd+ é");
     idp.register_client(TestClient::secret(id, secret).scopes("invoices:read"));
-    let tokens =
-        TokenSource::builder(id).issuer(idp.issuer()).client_auth(ClientAuth::client_secret_basic(secret)).build().unwrap();
+    let tokens = TokenSource::builder(id)
+        .issuer(idp.issuer())
+        .client_auth(ClientAuth::client_secret_basic(secret))
+        .build()
+        .unwrap();
     let token = tokens.token(&billing()).await.unwrap();
     let principal = billing_validator(&idp).validate(token.secret()).await.unwrap();
     assert_eq!(principal.claims().client(), Some(id));
     let seen = idp.seen_token_requests();
     let authorization = seen[0].authorization.as_deref().unwrap();
     use base64::Engine as _;
-    let decoded = base64::engine::general_purpose::STANDARD.decode(authorization.strip_prefix("Basic ").unwrap()).unwrap();
+    let decoded =
+        base64::engine::general_purpose::STANDARD.decode(authorization.strip_prefix("Basic ").unwrap()).unwrap();
     assert_eq!(String::from_utf8(decoded).unwrap(), "orders%3Asvc:p%40ss%3Aw%2Frd%2B+%C3%A9");
     assert_eq!(seen[0].param("grant_type"), Some("client_credentials"));
     assert_eq!(seen[0].param("client_secret"), None, "the secret goes in one place only");
@@ -61,8 +65,11 @@ async fn client_secret_basic_form_encodes_id_and_secret() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_secret_post_sends_id_and_secret_in_the_body() {
     let idp = issuer().await;
-    let tokens =
-        TokenSource::builder("orders").issuer(idp.issuer()).client_auth(ClientAuth::client_secret_post(SECRET)).build().unwrap();
+    let tokens = TokenSource::builder("orders")
+        .issuer(idp.issuer())
+        .client_auth(ClientAuth::client_secret_post(SECRET))
+        .build()
+        .unwrap();
     tokens.token(&billing()).await.unwrap();
     let seen = &idp.seen_token_requests()[0];
     assert_eq!(seen.authorization, None);
@@ -97,7 +104,8 @@ async fn private_key_jwt_assertions_follow_rfc7523() {
     let idp = TestIssuer::start().await.unwrap();
     let client_key = Arc::new(TestKey::generate(Algorithm::ES256, "orders-key-1"));
     idp.register_client(TestClient::private_key_jwt("orders", client_key.clone()).scopes("invoices:read"));
-    let key = ClientKey::from_pem(Algorithm::ES256, client_key.private_key_pem().as_bytes()).unwrap().key_id("orders-key-1");
+    let key =
+        ClientKey::from_pem(Algorithm::ES256, client_key.private_key_pem().as_bytes()).unwrap().key_id("orders-key-1");
     let tokens = TokenSource::builder("orders")
         .issuer(idp.issuer())
         .client_auth(ClientAuth::private_key_jwt(key))
@@ -146,7 +154,9 @@ async fn private_key_jwt_for_the_token_endpoint_and_a_key_rotated_at_run_time() 
     );
     let tokens = TokenSource::builder("orders")
         .token_endpoint(idp.token_endpoint())
-        .client_auth(ClientAuth::private_key_jwt_from(keys.clone()).assertion_audience(AssertionAudience::TokenEndpoint))
+        .client_auth(
+            ClientAuth::private_key_jwt_from(keys.clone()).assertion_audience(AssertionAudience::TokenEndpoint),
+        )
         .rejection_cooldown(Duration::ZERO)
         .min_lifetime(Duration::from_millis(1))
         .build()
@@ -170,7 +180,10 @@ async fn private_key_jwt_for_the_token_endpoint_and_a_key_rotated_at_run_time() 
 fn a_client_key_of_the_wrong_type_fails_at_start_up() {
     let ec = TestKey::generate(Algorithm::ES256, "ec");
     assert!(ClientKey::from_pem(Algorithm::RS256, ec.private_key_pem().as_bytes()).is_err());
-    assert!(ClientKey::from_pem(Algorithm::ES256, b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n").is_err());
+    assert!(
+        ClientKey::from_pem(Algorithm::ES256, b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
+            .is_err()
+    );
     // private_key_jwt names the issuer: without it (and a direct endpoint), no build.
     let key = ClientKey::from_pem(Algorithm::ES256, ec.private_key_pem().as_bytes()).unwrap();
     let err = TokenSource::builder("orders")

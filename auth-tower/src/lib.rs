@@ -25,7 +25,9 @@
 //!
 //! Features: `axum` (default: the extractors), `aws-lc-rs` (default) / `rust-crypto`
 //! (auth-core's crypto backend), `metrics` (decisions through the `metrics` facade),
-//! `original-uri` (axum's `OriginalUri` into the request context).
+//! `original-uri` (axum's `OriginalUri` into the request context), `client` (the calling
+//! side: [`client::AttachTokenLayer`] puts the service's own token on outbound requests),
+//! `tonic` (with `client`: a missing token is a `tonic::Status` `UNAVAILABLE`).
 //!
 //! On success the verified [`Principal`] is in the request extensions (for tonic:
 //! `request.extensions().get::<Principal>()`). On failure the inner service is not
@@ -33,6 +35,8 @@
 //! body decided by `auth-core` (or what your [`OnRejection`] makes of them).
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "client")]
+pub mod client;
 #[cfg(feature = "axum")]
 mod extract;
 mod layer;

@@ -54,6 +54,19 @@ impl TokenSourceError {
         }
     }
 
+    /// The same error, due again in `delay` (at least 1 s, as `Retry-After` counts seconds);
+    /// kinds without a retry time are unchanged.
+    pub(crate) fn with_retry_after(self, delay: Duration) -> Self {
+        let at = Some(delay.max(Duration::from_secs(1)));
+        match self {
+            TokenSourceError::Unavailable { cause, .. } => TokenSourceError::Unavailable { cause, retry_after: at },
+            TokenSourceError::Refused { code, description, .. } => {
+                TokenSourceError::Refused { code, description, retry_after: at }
+            }
+            other => other,
+        }
+    }
+
     /// Whether waiting cannot help: the configuration (client id, credentials, scopes,
     /// resources) is wrong.
     pub fn is_configuration(&self) -> bool {

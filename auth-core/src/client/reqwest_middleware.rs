@@ -53,7 +53,9 @@ impl Middleware for AttachToken {
         if response.status() != reqwest::StatusCode::UNAUTHORIZED || !says_invalid_token(response.headers()) {
             return Ok(response);
         }
-        let Some(mut again) = replay.filter(|_| self.token.reject(&header)) else { return Ok(response) };
+        // The token is dropped whether or not this request can be sent again.
+        let dropped = self.token.reject(&header);
+        let Some(mut again) = replay.filter(|_| dropped) else { return Ok(response) };
         let header = self.token.header().await.map_err(reqwest_middleware::Error::middleware)?;
         again.headers_mut().insert(AUTHORIZATION, header);
         next.run(again, extensions).await

@@ -373,20 +373,12 @@ impl TargetState {
         }
         let now = Instant::now();
         if let Some(not_before) = flight.not_before.filter(|at| now < *at) {
-            let retry_after = Some(not_before.duration_since(now).max(Duration::from_secs(1)));
-            return Err(match flight.last_error.clone() {
-                Some(TokenSourceError::Unavailable { cause, .. }) => {
-                    TokenSourceError::Unavailable { cause, retry_after }
-                }
-                Some(TokenSourceError::Refused { code, description, .. }) => {
-                    TokenSourceError::Refused { code, description, retry_after }
-                }
-                Some(other) => other,
-                None => TokenSourceError::Unavailable {
-                    cause: "a new token may not be requested this soon after the last one".into(),
-                    retry_after,
-                },
+            let retry_after = not_before.duration_since(now);
+            let last = flight.last_error.clone().unwrap_or_else(|| TokenSourceError::Unavailable {
+                cause: "a new token may not be requested this soon after the last one".into(),
+                retry_after: None,
             });
+            return Err(last.with_retry_after(retry_after));
         }
         // A request needs a tokio runtime (reqwest does too); outside one, fail instead of
         // panicking in `tokio::spawn`.
@@ -441,8 +433,8 @@ impl TargetState {
         match result.and_then(|answer| self.install(answer)) {
             Ok(token) => Ok(token),
             Err(err) => {
-                self.record_failure(&err);
-                Err(err)
+                let delay = self.record_failure(&err);
+                Err(err.with_retry_after(delay))
             }
         }
     }
@@ -486,7 +478,8 @@ impl TargetState {
         Ok(token)
     }
 
-    fn record_failure(self: &Arc<Self>, err: &TokenSourceError) {
+    /// Counts, logs and backs off; returns the backoff.
+    fn record_failure(self: &Arc<Self>, err: &TokenSourceError) -> Duration {
         let engine = &self.engine;
         let s = &engine.settings;
         engine.failures.fetch_add(1, Ordering::Relaxed);
@@ -544,6 +537,7 @@ impl TargetState {
             let generation = self.flight().generation;
             self.schedule(now + delay, generation);
         }
+        delay
     }
 
     /// A refresh of token `generation` at `at`, by a task that holds the target weakly and

@@ -1,0 +1,189 @@
+//! The client layer over real loopback HTTP: a hyper-util client and a tonic channel
+//! calling services that check the token with auth-tower, tokens from the test issuer.
+#![cfg(feature = "client")]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use auth_core::client::{ClientAuth, TargetToken, TokenSource, TokenTarget};
+use auth_core::testkit::{Outage, TestClient, TestIssuer};
+use auth_core::{Issuer, Validator};
+use auth_tower::client::{AttachTokenLayer, BoxError, NoToken};
+use auth_tower::{AuthLayer, Authenticated, GrpcRejection};
+use axum::Router;
+use axum::routing::post;
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use tower::{Service, ServiceBuilder, ServiceExt};
+
+const BILLING: &str = "https://billing.test";
+
+struct World {
+    idp: TestIssuer,
+    token: TargetToken,
+    downstream: String,
+    /// The downstream refuses this many more requests as `invalid_token`.
+    refuse: Arc<AtomicUsize>,
+}
+
+async fn world() -> World {
+    let idp = TestIssuer::start().await.unwrap();
+    idp.register_client(TestClient::secret("orders", "secret").scopes("invoices:read health:read"));
+    let tokens = TokenSource::builder("orders")
+        .issuer(idp.issuer())
+        .client_auth(ClientAuth::client_secret_basic("secret"))
+        .min_lifetime(Duration::from_millis(1))
+        .build()
+        .unwrap();
+    let token = tokens.target(TokenTarget::resource(BILLING).scope("invoices:read")).unwrap();
+    let validator = Validator::builder().issuer(Issuer::discovery(idp.issuer()).audience(BILLING)).build().unwrap();
+    let refuse = Arc::new(AtomicUsize::new(0));
+    let gate = refuse.clone();
+    let app = Router::new().route(
+        "/invoices",
+        post(move |Authenticated(caller): Authenticated, body: String| {
+            let gate = gate.clone();
+            async move {
+                if gate.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
+                    let challenge = [("www-authenticate", r#"Bearer error="invalid_token""#)];
+                    return (StatusCode::UNAUTHORIZED, challenge, String::new());
+                }
+                (StatusCode::OK, [("x-caller", "")], format!("{}:{body}", caller.claims().client().unwrap_or("?")))
+            }
+        })
+        .route_layer(AuthLayer::require_scopes(&validator, ["invoices:read"]).unwrap()),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    World { idp, token, downstream: format!("http://{addr}/invoices"), refuse }
+}
+
+fn post_to(url: &str, body: &'static str) -> Request<Full<Bytes>> {
+    Request::post(url).body(Full::new(Bytes::from_static(body.as_bytes()))).unwrap()
+}
+
+async fn text(response: http::Response<hyper::body::Incoming>) -> (StatusCode, String) {
+    let status = response.status();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8(body.to_vec()).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hyper_client_carries_the_token_and_asks_once() {
+    let w = world().await;
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let mut service = ServiceBuilder::new().layer(AttachTokenLayer::new(w.token.clone())).service(client);
+    for _ in 0..10 {
+        let response = service.ready().await.unwrap().call(post_to(&w.downstream, "42")).await.unwrap();
+        assert_eq!(text(response).await, (StatusCode::OK, "orders:42".into()));
+    }
+    assert_eq!(w.idp.token_requests(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_token_drops_the_token_and_replays_a_buffered_request_once() {
+    let w = world().await;
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let mut service = ServiceBuilder::new().layer(AttachTokenLayer::new(w.token.clone())).service(client);
+    service.ready().await.unwrap().call(post_to(&w.downstream, "1")).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    w.refuse.store(1, Ordering::SeqCst);
+    let response = service.ready().await.unwrap().call(post_to(&w.downstream, "2")).await.unwrap();
+    assert_eq!(text(response).await, (StatusCode::OK, "orders:2".into()), "replayed with a new token");
+    assert_eq!(w.idp.token_requests(), 2);
+    // A downstream that refuses every token gets one new token per cooldown, not one per call.
+    w.refuse.store(100, Ordering::SeqCst);
+    for _ in 0..5 {
+        let response = service.ready().await.unwrap().call(post_to(&w.downstream, "3")).await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(w.idp.token_requests(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streaming_body_is_never_replayed() {
+    let w = world().await;
+    type Streaming = http_body_util::combinators::BoxBody<Bytes, std::convert::Infallible>;
+    let client = Client::builder(TokioExecutor::new()).build_http::<Streaming>();
+    let mut service = ServiceBuilder::new().layer(AttachTokenLayer::new(w.token.clone())).service(client);
+    let request = || Request::post(&w.downstream).body(Full::new(Bytes::from_static(b"s")).boxed()).unwrap();
+    service.ready().await.unwrap().call(request()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    w.refuse.store(1, Ordering::SeqCst);
+    let response = service.ready().await.unwrap().call(request()).await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "the 401 comes back; the body is gone");
+    // The token was still dropped: the next call carries a new one.
+    let response = service.ready().await.unwrap().call(request()).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(w.idp.token_requests(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_token_the_request_is_not_sent() {
+    let w = world().await;
+    w.idp.set_token_outage(Some(Outage::Status(503)));
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let mut service = ServiceBuilder::new().layer(AttachTokenLayer::new(w.token.clone())).service(client);
+    let err: BoxError = service.ready().await.unwrap().call(post_to(&w.downstream, "1")).await.unwrap_err();
+    let no_token = err.downcast_ref::<NoToken>().expect("a NoToken error");
+    assert!(!no_token.token_error().is_configuration());
+    assert!(no_token.token_error().retry_after().is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tonic_channel_carries_the_token_and_reports_unavailable_without_one() {
+    let w = world().await;
+    let health = w.idp.token().scope("x"); // the test issuer is up; tokens come from its endpoint
+    drop(health);
+    let validator = Validator::builder().issuer(Issuer::discovery(w.idp.issuer()).audience(BILLING)).build().unwrap();
+    let (reporter, service) = tonic_health::server::health_reporter();
+    reporter.set_serving::<tonic_health::pb::health_server::HealthServer<tonic_health::server::HealthService>>().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let layer = AuthLayer::require_scopes(&validator, ["health:read"]).unwrap().on_rejection(GrpcRejection);
+    tokio::spawn(async move {
+        let _keep = reporter;
+        tonic::transport::Server::builder()
+            .layer(layer)
+            .add_service(service)
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener))
+            .await
+            .unwrap();
+    });
+    let tokens = TokenSource::builder("orders")
+        .issuer(w.idp.issuer())
+        .client_auth(ClientAuth::client_secret_basic("secret"))
+        .build()
+        .unwrap();
+    let target = tokens.target(TokenTarget::resource(BILLING).scope("health:read")).unwrap();
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
+    let channel = ServiceBuilder::new().layer(AttachTokenLayer::new(target)).service(channel);
+    let mut client = tonic_health::pb::health_client::HealthClient::new(channel);
+    let request = || tonic_health::pb::HealthCheckRequest { service: String::new() };
+    let answer = client.check(request()).await.unwrap().into_inner();
+    assert_eq!(answer.status, 1, "SERVING");
+    // A token of another target has no health:read: the server says PERMISSION_DENIED.
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
+    let other = ServiceBuilder::new().layer(AttachTokenLayer::new(w.token.clone())).service(channel);
+    let status = tonic_health::pb::health_client::HealthClient::new(other).check(request()).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::PermissionDenied);
+    // No token at all: UNAVAILABLE, and the call is not sent.
+    w.idp.set_token_outage(Some(Outage::Refuse));
+    let fresh = TokenSource::builder("orders")
+        .issuer(w.idp.issuer())
+        .client_auth(ClientAuth::client_secret_basic("secret"))
+        .build()
+        .unwrap()
+        .target(TokenTarget::resource(BILLING).scope("health:read"))
+        .unwrap();
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
+    let channel = ServiceBuilder::new().layer(AttachTokenLayer::new(fresh)).service(channel);
+    let status = tonic_health::pb::health_client::HealthClient::new(channel).check(request()).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+}
