@@ -337,7 +337,8 @@ async fn shutdown_stops_refreshes_and_fails_calls() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issuer_down_the_current_token_serves_then_a_typed_error_then_recovery() {
     let idp = issuer().await;
-    idp.set_token_lifetime(Duration::from_secs(3));
+    // Counted as 3 s (a second less, for rounding): usable for 2.7 s.
+    idp.set_token_lifetime(Duration::from_secs(4));
     let tokens = source(&idp)
         .min_lifetime(Duration::from_millis(100))
         .backoff(Duration::from_millis(200), Duration::from_millis(800))
@@ -485,4 +486,88 @@ async fn debug_shows_the_client_id_and_never_a_secret_or_token() {
     assert!(shown.contains("orders"), "{shown}");
     assert!(!shown.contains(SECRET), "{shown}");
     assert!(!shown.contains(token.secret()), "{shown}");
+}
+
+#[cfg(feature = "reqwest-middleware")]
+mod reqwest_middleware {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use auth_core::client::reqwest_middleware::AttachToken;
+    use bytes::Bytes;
+    use http_body_util::Full;
+
+    use super::*;
+
+    /// A downstream that answers the first `refuse` requests with `401 invalid_token` and
+    /// the others with the `Authorization` header it received.
+    async fn downstream(refuse: usize) -> (String, Arc<AtomicUsize>) {
+        let left = Arc::new(AtomicUsize::new(refuse));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let gate = left.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let gate = gate.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                        let gate = gate.clone();
+                        async move {
+                            let auth = req.headers().get("authorization").cloned();
+                            let refused =
+                                gate.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
+                            let mut response = http::Response::new(Full::new(Bytes::from(
+                                auth.map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default(),
+                            )));
+                            if refused {
+                                *response.status_mut() = http::StatusCode::UNAUTHORIZED;
+                                response.headers_mut().insert(
+                                    "www-authenticate",
+                                    http::HeaderValue::from_static(r#"Bearer error="invalid_token""#),
+                                );
+                            }
+                            Ok::<_, std::convert::Infallible>(response)
+                        }
+                    });
+                    let io = hyper_util::rt::TokioIo::new(stream);
+                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
+                });
+            }
+        });
+        (format!("http://{addr}/invoices/1"), left)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_middleware_attaches_the_token_and_retries_once_after_invalid_token() {
+        let idp = issuer().await;
+        let tokens = source(&idp).min_lifetime(Duration::from_millis(1)).build().unwrap();
+        let target = tokens.target(billing()).unwrap();
+        let client = ::reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+            .with(AttachToken::new(target.clone()))
+            .build();
+        let (url, refuse) = downstream(0).await;
+        let first = client.get(&url).send().await.unwrap().text().await.unwrap();
+        let token = target.token().await.unwrap();
+        assert_eq!(first, format!("Bearer {}", token.secret()));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        refuse.store(1, Ordering::SeqCst);
+        let response = client.get(&url).send().await.unwrap();
+        assert_eq!(response.status(), 200, "replayed once with a new token");
+        let second = response.text().await.unwrap();
+        assert_ne!(second, first);
+        assert_eq!(idp.token_requests(), 2);
+        // Every call refused: one retry per cooldown, not a token request per call.
+        refuse.store(100, Ordering::SeqCst);
+        for _ in 0..3 {
+            assert_eq!(client.get(&url).send().await.unwrap().status(), 401);
+        }
+        assert_eq!(idp.token_requests(), 2);
+        // No token: the request is not sent and the error says why.
+        let down = TestIssuer::start().await.unwrap();
+        down.set_token_outage(Some(Outage::Status(503)));
+        let none = source(&down).build().unwrap().target(billing()).unwrap();
+        let client =
+            ::reqwest_middleware::ClientBuilder::new(reqwest::Client::new()).with(AttachToken::new(none)).build();
+        let err = client.get(&url).send().await.unwrap_err();
+        assert!(err.to_string().contains("token endpoint"), "{err}");
+    }
 }

@@ -125,7 +125,9 @@ where
             // The token is dropped whether or not this request can be sent again.
             let dropped = token.reject(&header);
             let Some(mut again) = replay.filter(|_| dropped) else { return Ok(response) };
-            let header = token.header().await.map_err(NoToken::new)?;
+            // No new token yet (a backoff, the floor after the last request): the
+            // downstream's answer stands.
+            let Ok(header) = token.header().await else { return Ok(response) };
             again.headers_mut().insert(AUTHORIZATION, header);
             poll_fn(|cx| inner.poll_ready(cx)).await.map_err(Into::into)?;
             inner.call(again).await.map_err(Into::into)

@@ -7,7 +7,9 @@
 //! synchronous step on a cache hit: `AccessPolicy::decide` with a scope rule), and
 //! `distinct-cache` / `distinct-nocache` (N distinct EdDSA tokens, each validated once,
 //! through a 500-entry cache or none: the difference is the cost of inserting and
-//! evicting when every token is new).
+//! evicting when every token is new), `attach` (the calling side: the cached token's
+//! header into a request's headers, N times) and `insert` (its floor: a pre-built header
+//! value of the same length inserted N times).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use auth_core::testkit::{DEFAULT_AUDIENCE, TestKey};
@@ -33,6 +35,9 @@ fn main() {
         .token_cache_capacity(capacity)
         .build()
         .unwrap();
+    if mode == "attach" || mode == "insert" {
+        return run_attach(&mode, iterations);
+    }
     let ok = match mode.as_str() {
         "raw" => {
             // The floor: aws-lc-rs verification with a pre-parsed key, nothing else.
@@ -148,4 +153,35 @@ fn run_decide(policy: &auth_core::AccessPolicy, headers: &http::HeaderMap, itera
 fn run_extract(header: &[u8], iterations: usize) -> usize {
     let sources = auth_core::CredentialSources::default();
     (0..iterations).filter(|_| auth_core::bearer_token([std::hint::black_box(header)], None, sources).is_ok()).count()
+}
+
+fn run_attach(mode: &str, iterations: usize) {
+    let (_runtime, _idp, target) = benches::attach::cached_target();
+    let prebuilt = target.cached_header().unwrap();
+    if mode == "attach" {
+        attach_loop(&target, iterations);
+    } else {
+        insert_loop(&prebuilt, iterations);
+    }
+    println!("{mode}: {} bytes x {iterations}", prebuilt.len());
+}
+
+/// The measured loops, apart (`valgrind --toggle-collect='*_loop*'` counts only them:
+/// the set-up generates keys, whose cost varies).
+#[inline(never)]
+fn attach_loop(target: &auth_core::client::TargetToken, iterations: usize) {
+    let mut headers = http::HeaderMap::new();
+    for _ in 0..iterations {
+        headers.insert(http::header::AUTHORIZATION, std::hint::black_box(target).cached_header().unwrap());
+        std::hint::black_box(&headers);
+    }
+}
+
+#[inline(never)]
+fn insert_loop(prebuilt: &http::HeaderValue, iterations: usize) {
+    let mut headers = http::HeaderMap::new();
+    for _ in 0..iterations {
+        headers.insert(http::header::AUTHORIZATION, std::hint::black_box(prebuilt).clone());
+        std::hint::black_box(&headers);
+    }
 }

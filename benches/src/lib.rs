@@ -2,6 +2,8 @@
 //! way to run `Validator::validate` without an executor's overhead.
 #![forbid(unsafe_code)]
 
+pub mod attach;
+
 use std::future::Future;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};

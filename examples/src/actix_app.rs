@@ -1,13 +1,27 @@
 //! The orders service on actix-web with `auth-actix`.
 
-use actix_web::{HttpResponse, web};
+use actix_web::http::StatusCode;
+use actix_web::http::header::{CONTENT_TYPE, RETRY_AFTER};
+use actix_web::{HttpRequest, HttpResponse, web};
 use auth_actix::{AccessPolicy, AuthMiddleware, Authenticated};
 use auth_core::{ConfigError, Validator};
 use serde_json::json;
 
+use crate::billing::{BillingClient, InvoiceReply};
+
 /// Registers the routes: `GET /health` open, `GET /orders` needs `orders:read`,
-/// `POST /orders` needs `orders:write`. Use with `App::new().configure(...)`.
+/// `POST /orders` needs `orders:write`. Use with `App::new().configure(...)`. No billing
+/// client: `GET /orders/{id}/invoice` answers 404.
 pub fn routes(validator: &Validator) -> Result<impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static, ConfigError> {
+    routes_with_billing(validator, None)
+}
+
+/// [`routes`], plus `GET /orders/{id}/invoice` (needs `orders:read`) calling the billing
+/// service through `billing` when there is one.
+pub fn routes_with_billing(
+    validator: &Validator,
+    billing: Option<BillingClient>,
+) -> Result<impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static, ConfigError> {
     let read = AuthMiddleware::new(AccessPolicy::new(validator.clone()).require_scopes(["orders:read"])?);
     let write = AuthMiddleware::new(AccessPolicy::new(validator.clone()).require_scopes(["orders:write"])?);
     Ok(move |cfg: &mut web::ServiceConfig| {
@@ -16,6 +30,15 @@ pub fn routes(validator: &Validator) -> Result<impl Fn(&mut web::ServiceConfig) 
                 .route(web::get().to(list_orders).wrap(read.clone()))
                 .route(web::post().to(create_order).wrap(write.clone())),
         );
+        if let Some(billing) = &billing {
+            let billing = billing.clone();
+            // The raw path, as the axum app reads it: the id is checked as sent.
+            let invoice = move |req: HttpRequest| {
+                let billing = billing.clone();
+                async move { reply(billing.answer(req.path()).await) }
+            };
+            cfg.service(web::resource("/orders/{id}/invoice").route(web::get().to(invoice).wrap(read.clone())));
+        }
     })
 }
 
@@ -25,4 +48,14 @@ async fn list_orders(Authenticated(caller): Authenticated) -> HttpResponse {
 
 async fn create_order(Authenticated(caller): Authenticated) -> HttpResponse {
     HttpResponse::Created().json(json!({ "caller": caller.claims().client(), "id": 2 }))
+}
+
+fn reply(reply: InvoiceReply) -> HttpResponse {
+    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = HttpResponse::build(status);
+    response.insert_header((CONTENT_TYPE, "application/json"));
+    if let Some(secs) = reply.retry_after {
+        response.insert_header((RETRY_AFTER, secs.to_string()));
+    }
+    response.body(reply.body)
 }

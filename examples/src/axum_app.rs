@@ -2,21 +2,38 @@
 
 use auth_core::{ConfigError, Validator};
 use auth_tower::{AuthLayer, Authenticated};
-use axum::http::StatusCode;
+use axum::http::header::{CONTENT_TYPE, RETRY_AFTER};
+use axum::http::{StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
+use crate::billing::{BillingClient, InvoiceReply};
+
 /// The router: `GET /health` open, `GET /orders` needs `orders:read`, `POST /orders`
-/// needs `orders:write`.
+/// needs `orders:write`. No billing client: `GET /orders/{id}/invoice` answers 404.
 pub fn router(validator: &Validator) -> Result<Router, ConfigError> {
+    router_with_billing(validator, None)
+}
+
+/// [`router`], plus `GET /orders/{id}/invoice` (needs `orders:read`) calling the billing
+/// service through `billing` when there is one.
+pub fn router_with_billing(validator: &Validator, billing: Option<BillingClient>) -> Result<Router, ConfigError> {
     let read = AuthLayer::require_scopes(validator, ["orders:read"])?;
     let write = AuthLayer::require_scopes(validator, ["orders:write"])?;
-    Ok(Router::new()
+    let router = Router::new()
         .route("/health", get(|| async { "ok" }))
         // Each method gets its own requirement: a layer added with `route_layer` covers
         // the methods registered before it, so the two are built apart and merged.
-        .route("/orders", get(list_orders).route_layer(read).merge(post(create_order).route_layer(write))))
+        .route("/orders", get(list_orders).route_layer(read.clone()).merge(post(create_order).route_layer(write)));
+    let Some(billing) = billing else { return Ok(router) };
+    // The raw path, as the actix app reads it: the id is checked as sent.
+    let invoice = move |uri: Uri| {
+        let billing = billing.clone();
+        async move { reply(billing.answer(uri.path()).await) }
+    };
+    Ok(router.route("/orders/{id}/invoice", get(invoice).route_layer(read)))
 }
 
 async fn list_orders(Authenticated(caller): Authenticated) -> Json<Value> {
@@ -25,4 +42,13 @@ async fn list_orders(Authenticated(caller): Authenticated) -> Json<Value> {
 
 async fn create_order(Authenticated(caller): Authenticated) -> (StatusCode, Json<Value>) {
     (StatusCode::CREATED, Json(json!({ "caller": caller.claims().client(), "id": 2 })))
+}
+
+fn reply(reply: InvoiceReply) -> Response {
+    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = (status, [(CONTENT_TYPE, "application/json")], reply.body).into_response();
+    if let Some(secs) = reply.retry_after {
+        response.headers_mut().insert(RETRY_AFTER, secs.into());
+    }
+    response
 }

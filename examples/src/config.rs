@@ -2,7 +2,8 @@
 
 use std::net::SocketAddr;
 
-use auth_core::{Issuer, Validator};
+use auth_core::client::{ClientAuth, ClientKey};
+use auth_core::{Algorithm, Issuer, Validator};
 
 /// What the example services read from the environment.
 #[derive(Debug, Clone)]
@@ -16,6 +17,29 @@ pub struct ServiceConfig {
     pub jwks_url: Option<String>,
     /// `BIND_ADDR` (default `127.0.0.1:8080`).
     pub bind: SocketAddr,
+    /// `BILLING_URL` and the client variables: the downstream call of
+    /// `GET /orders/{id}/invoice` (`None` without `BILLING_URL`: the route answers 404).
+    pub billing: Option<BillingConfig>,
+}
+
+/// The downstream billing service and how the service gets its own tokens for it
+/// (client credentials; the token endpoint is found by discovery of `AUTH_ISSUER`).
+#[derive(Debug, Clone)]
+pub struct BillingConfig {
+    /// `BILLING_URL`: the billing service's base URL (https, or plain http to loopback),
+    /// without a trailing slash.
+    pub url: String,
+    /// `AUTH_CLIENT_ID` (required with `BILLING_URL`): this service's client id.
+    pub client_id: String,
+    /// `AUTH_CLIENT_SECRET` (`client_secret_basic`) or `AUTH_CLIENT_KEY` (+
+    /// `AUTH_CLIENT_KEY_ID`, `AUTH_CLIENT_KEY_ALG`: `private_key_jwt`), exactly one. Its
+    /// `Debug` shows the method only.
+    pub client_auth: ClientAuth,
+    /// `BILLING_RESOURCE` (required with `BILLING_URL`): the RFC 8707 resource tokens are
+    /// requested for (the billing service's audience).
+    pub resource: String,
+    /// `AUTH_TOKEN_SCOPE` (optional): the scopes requested, space-separated.
+    pub scope: Option<String>,
 }
 
 impl ServiceConfig {
@@ -37,7 +61,16 @@ impl ServiceConfig {
             None => SocketAddr::from(([127, 0, 0, 1], 8080)),
             Some(v) => v.parse().map_err(|_| format!("BIND_ADDR {v:?} is not an address like 127.0.0.1:8080"))?,
         };
-        Ok(ServiceConfig { issuer, audience, jwks_url, bind })
+        let billing = BillingConfig::from_lookup(&get)?;
+        Ok(ServiceConfig { issuer, audience, jwks_url, bind, billing })
+    }
+
+    /// The client of the billing service, if `BILLING_URL` is set.
+    pub fn billing_client(&self) -> Result<Option<crate::billing::BillingClient>, String> {
+        self.billing
+            .as_ref()
+            .map(|billing| crate::billing::BillingClient::from_config(&self.issuer, billing))
+            .transpose()
     }
 
     /// The validator, everything else at the library defaults.
@@ -48,6 +81,106 @@ impl ServiceConfig {
         };
         let var = if self.jwks_url.is_some() { "AUTH_ISSUER or AUTH_JWKS_URL" } else { "AUTH_ISSUER" };
         Validator::builder().issuer(issuer.audience(&self.audience)).build().map_err(|e| format!("{var}: {e}"))
+    }
+}
+
+impl BillingConfig {
+    /// The billing variables: `None` without `BILLING_URL`; with it, the error is one line
+    /// naming the variable.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Option<BillingConfig>, String> {
+        let set = |name: &str| get(name).filter(|v| !v.trim().is_empty());
+        let Some(url) = set("BILLING_URL") else { return Ok(None) };
+        let url = billing_url(url.trim())?;
+        let required = |name: &str| {
+            set(name).map(|v| v.trim().to_owned()).ok_or_else(|| format!("{name} is required with BILLING_URL"))
+        };
+        let client_id = required("AUTH_CLIENT_ID")?;
+        let resource = required("BILLING_RESOURCE")?;
+        match reqwest::Url::parse(&resource) {
+            Ok(parsed) if parsed.fragment().is_none() => {}
+            _ => return Err(format!("BILLING_RESOURCE {resource:?} is not an absolute URI without a fragment")),
+        }
+        let scope = set("AUTH_TOKEN_SCOPE").map(|v| v.split_whitespace().collect::<Vec<_>>().join(" "));
+        if let Some(bad) = scope.as_deref().and_then(|s| s.split(' ').find(|name| !is_scope_token(name))) {
+            return Err(format!("AUTH_TOKEN_SCOPE: {bad:?} is not a scope name"));
+        }
+        // The secret is taken as given (not trimmed): it is compared byte for byte.
+        let secret = get("AUTH_CLIENT_SECRET").filter(|v| !v.is_empty());
+        let key_path = set("AUTH_CLIENT_KEY");
+        let client_auth = match (secret, key_path) {
+            (Some(_), Some(_)) => {
+                return Err("AUTH_CLIENT_SECRET and AUTH_CLIENT_KEY are both set: use one of them".into());
+            }
+            (None, None) => return Err("AUTH_CLIENT_SECRET or AUTH_CLIENT_KEY is required with BILLING_URL".into()),
+            (Some(secret), None) => {
+                for name in ["AUTH_CLIENT_KEY_ID", "AUTH_CLIENT_KEY_ALG"] {
+                    if set(name).is_some() {
+                        return Err(format!("{name} is set without AUTH_CLIENT_KEY"));
+                    }
+                }
+                ClientAuth::client_secret_basic(secret)
+            }
+            (None, Some(path)) => {
+                let alg = match set("AUTH_CLIENT_KEY_ALG") {
+                    None => None,
+                    Some(name) => Some(Algorithm::from_name(name.trim()).ok_or_else(|| {
+                        format!("AUTH_CLIENT_KEY_ALG {name:?} is not an algorithm like RS256 or ES256")
+                    })?),
+                };
+                let key = client_key(path.trim(), alg)?;
+                let key = match set("AUTH_CLIENT_KEY_ID") {
+                    Some(kid) => key.key_id(kid.trim()),
+                    None => key,
+                };
+                ClientAuth::private_key_jwt(key)
+            }
+        };
+        Ok(Some(BillingConfig { url, client_id, client_auth, resource, scope }))
+    }
+}
+
+/// `BILLING_URL`: absolute http(s), plain http only to loopback (the service's token
+/// travels with every call), no query or fragment; the trailing slash dropped.
+fn billing_url(url: &str) -> Result<String, String> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("BILLING_URL {url:?} is not a URL: {e}"))?;
+    let host = parsed.host_str().unwrap_or("");
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    match parsed.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        "http" => return Err(format!("BILLING_URL {url:?} is plain http to a non-loopback host: use https")),
+        _ => return Err(format!("BILLING_URL {url:?} is not an http(s) URL")),
+    }
+    if parsed.query().is_some() || parsed.fragment().is_some() || !parsed.username().is_empty() {
+        return Err(format!("BILLING_URL {url:?} must be a base URL (no credentials, query or fragment)"));
+    }
+    Ok(url.trim_end_matches('/').to_owned())
+}
+
+/// RFC 6749 §3.3 `scope-token`.
+fn is_scope_token(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
+}
+
+/// `AUTH_CLIENT_KEY`: the PEM file, for `alg`, or (without `AUTH_CLIENT_KEY_ALG`) RS256
+/// for an RSA key and ES256 for a P-256 key.
+fn client_key(path: &str, alg: Option<Algorithm>) -> Result<ClientKey, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("AUTH_CLIENT_KEY {path:?} cannot be read: {e}"))?;
+    match alg {
+        Some(alg) => ClientKey::from_pem(alg, &pem).map_err(|e| format!("AUTH_CLIENT_KEY {path:?} ({alg}): {e}")),
+        None => ClientKey::from_pem(Algorithm::RS256, &pem)
+            .or_else(|_| ClientKey::from_pem(Algorithm::ES256, &pem))
+            .map_err(|e| {
+                format!(
+                    "AUTH_CLIENT_KEY {path:?} is neither an RSA (RS256) nor a P-256 (ES256) private key in PEM \
+                     (or set AUTH_CLIENT_KEY_ALG): {e}"
+                )
+            }),
     }
 }
 
@@ -97,6 +230,138 @@ mod tests {
         let err = validator.validate(&idp.token().sign()).await.unwrap_err();
         assert_eq!(err.reason(), auth_core::RejectReason::UnknownIssuer);
         validator.validate(&idp.token().claim("iss", issuer.clone()).sign()).await.unwrap();
+    }
+
+    /// The base variables plus `extra`.
+    fn with_billing(extra: &[(&str, &str)]) -> Result<ServiceConfig, String> {
+        let mut pairs: Vec<(String, String)> =
+            vec![("AUTH_ISSUER".into(), "https://idp.example".into()), ("AUTH_AUDIENCE".into(), "orders-api".into())];
+        pairs.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        ServiceConfig::from_lookup(move |name| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+    }
+
+    const BILLING: [(&str, &str); 3] = [
+        ("BILLING_URL", "https://billing.example/"),
+        ("BILLING_RESOURCE", "https://billing.example"),
+        ("AUTH_CLIENT_ID", "orders-service"),
+    ];
+
+    /// [`BILLING`] with `extra` added or replacing its entries.
+    fn billing_with(extra: &[(&str, &str)]) -> Result<ServiceConfig, String> {
+        let mut all: Vec<(&str, &str)> =
+            BILLING.iter().copied().filter(|(k, _)| !extra.iter().any(|(e, _)| e == k)).collect();
+        all.extend_from_slice(extra);
+        with_billing(&all)
+    }
+
+    fn err(result: Result<ServiceConfig, String>) -> String {
+        result.expect_err("an error")
+    }
+
+    /// A PEM file of `key` in the temp directory, removed on drop.
+    struct KeyFile(std::path::PathBuf);
+
+    impl KeyFile {
+        fn new(name: &str, contents: &str) -> KeyFile {
+            let path = std::env::temp_dir().join(format!("examples-config-{}-{name}.pem", std::process::id()));
+            std::fs::write(&path, contents).unwrap();
+            KeyFile(path)
+        }
+
+        fn path(&self) -> &str {
+            self.0.to_str().unwrap()
+        }
+    }
+
+    impl Drop for KeyFile {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    #[test]
+    fn billing_is_off_without_billing_url() {
+        let c = with_billing(&[("AUTH_CLIENT_ID", "x"), ("AUTH_CLIENT_SECRET", "s")]).unwrap();
+        assert!(c.billing.is_none());
+        assert!(c.billing_client().unwrap().is_none());
+        assert!(with_billing(&[("BILLING_URL", "  ")]).unwrap().billing.is_none());
+    }
+
+    #[test]
+    fn billing_with_a_secret() {
+        let c = billing_with(&[("AUTH_CLIENT_SECRET", "s3cret value"), ("AUTH_TOKEN_SCOPE", " invoices:read   a:b ")])
+            .unwrap();
+        let billing = c.billing.as_ref().unwrap();
+        assert_eq!(billing.url, "https://billing.example");
+        assert_eq!(billing.client_id, "orders-service");
+        assert_eq!(billing.resource, "https://billing.example");
+        assert_eq!(billing.scope.as_deref(), Some("invoices:read a:b"));
+        assert_eq!(billing.client_auth.name(), "client_secret_basic");
+        assert!(!format!("{c:?}").contains("s3cret"), "the secret shows in {c:?}");
+        assert!(c.billing_client().unwrap().is_some());
+        let loopback = billing_with(&[("BILLING_URL", "http://127.0.0.1:9000"), ("AUTH_CLIENT_SECRET", "s")]).unwrap();
+        assert_eq!(loopback.billing.unwrap().url, "http://127.0.0.1:9000");
+        assert!(billing_with(&[("BILLING_URL", "http://[::1]:9000/"), ("AUTH_CLIENT_SECRET", "s")]).is_ok());
+        assert!(billing_with(&[("BILLING_URL", "http://localhost:9000/"), ("AUTH_CLIENT_SECRET", "s")]).is_ok());
+    }
+
+    #[test]
+    fn billing_errors_name_the_variable() {
+        let secret = ("AUTH_CLIENT_SECRET", "s");
+        let url = ("BILLING_URL", "https://billing.example");
+        let resource = ("BILLING_RESOURCE", "https://billing.example");
+        let message = err(with_billing(&[url, resource, secret]));
+        assert!(message.starts_with("AUTH_CLIENT_ID is required with BILLING_URL"), "{message}");
+        let message = err(with_billing(&[url, ("AUTH_CLIENT_ID", "x"), secret]));
+        assert!(message.starts_with("BILLING_RESOURCE is required with BILLING_URL"), "{message}");
+        let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
+            (vec![("BILLING_RESOURCE", "not a uri"), secret], "BILLING_RESOURCE"),
+            (vec![("BILLING_RESOURCE", "https://billing.example/#x"), secret], "BILLING_RESOURCE"),
+            (vec![("BILLING_URL", "billing.example"), secret], "BILLING_URL"),
+            (vec![("BILLING_URL", "ftp://billing.example"), secret], "BILLING_URL"),
+            (vec![("BILLING_URL", "http://billing.example"), secret], "BILLING_URL"),
+            (vec![("BILLING_URL", "https://billing.example/?a=b"), secret], "BILLING_URL"),
+            (vec![("BILLING_URL", "https://u:p@billing.example/"), secret], "BILLING_URL"),
+            (vec![], "AUTH_CLIENT_SECRET or AUTH_CLIENT_KEY"),
+            (vec![secret, ("AUTH_CLIENT_KEY", "/some/key.pem")], "AUTH_CLIENT_SECRET and AUTH_CLIENT_KEY"),
+            (vec![secret, ("AUTH_CLIENT_KEY_ID", "k1")], "AUTH_CLIENT_KEY_ID"),
+            (vec![secret, ("AUTH_CLIENT_KEY_ALG", "RS256")], "AUTH_CLIENT_KEY_ALG"),
+            (vec![secret, ("AUTH_TOKEN_SCOPE", "a\"b")], "AUTH_TOKEN_SCOPE"),
+            (vec![("AUTH_CLIENT_KEY", "/nonexistent/examples-key.pem")], "AUTH_CLIENT_KEY"),
+            (vec![("AUTH_CLIENT_KEY", "/nonexistent/k.pem"), ("AUTH_CLIENT_KEY_ALG", "rs256")], "AUTH_CLIENT_KEY_ALG"),
+        ];
+        for (extra, variable) in cases {
+            let message = err(billing_with(&extra));
+            assert!(message.starts_with(variable), "{extra:?}: {message}");
+            assert!(!message.contains('\n'), "{extra:?}: not one line: {message}");
+        }
+    }
+
+    #[test]
+    fn billing_with_a_key_file() {
+        use auth_core::testkit::TestKey;
+        let rsa = KeyFile::new("rsa", &TestKey::generate(Algorithm::RS256, "k").private_key_pem());
+        let ec = KeyFile::new("ec", &TestKey::generate(Algorithm::ES256, "k").private_key_pem());
+        let p384 = KeyFile::new("p384", &TestKey::generate(Algorithm::ES384, "k").private_key_pem());
+        let garbage = KeyFile::new("garbage", "not a key");
+        // Chosen by trying: RS256 for RSA, ES256 for P-256; or as AUTH_CLIENT_KEY_ALG says.
+        assert_eq!(client_key(rsa.path(), None).unwrap().algorithm(), Algorithm::RS256);
+        assert_eq!(client_key(ec.path(), None).unwrap().algorithm(), Algorithm::ES256);
+        assert_eq!(client_key(rsa.path(), Some(Algorithm::PS256)).unwrap().algorithm(), Algorithm::PS256);
+        assert_eq!(client_key(p384.path(), Some(Algorithm::ES384)).unwrap().algorithm(), Algorithm::ES384);
+        let c = billing_with(&[("AUTH_CLIENT_KEY", rsa.path()), ("AUTH_CLIENT_KEY_ID", "orders-1")]).unwrap();
+        assert_eq!(c.billing.as_ref().unwrap().client_auth.name(), "private_key_jwt");
+        assert!(c.billing_client().unwrap().is_some());
+        let c = billing_with(&[("AUTH_CLIENT_KEY", ec.path())]).unwrap();
+        assert_eq!(c.billing.unwrap().client_auth.name(), "private_key_jwt");
+        for extra in [
+            vec![("AUTH_CLIENT_KEY", garbage.path())],
+            vec![("AUTH_CLIENT_KEY", p384.path())],
+            vec![("AUTH_CLIENT_KEY", rsa.path()), ("AUTH_CLIENT_KEY_ALG", "ES256")],
+        ] {
+            let message = err(billing_with(&extra));
+            assert!(message.starts_with("AUTH_CLIENT_KEY "), "{extra:?}: {message}");
+        }
     }
 
     #[test]

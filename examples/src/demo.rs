@@ -5,7 +5,10 @@ use std::net::SocketAddr;
 
 use actix_web::{App, HttpServer};
 use auth_core::Validator;
-use auth_core::testkit::TestIssuer;
+use auth_core::client::{ClientAuth, TokenSource, TokenTarget};
+use auth_core::testkit::{TestClient, TestIssuer};
+
+use crate::billing::BillingClient;
 
 /// A running service under test.
 #[derive(Debug)]
@@ -18,7 +21,15 @@ pub struct RunningService {
 
 /// Serves the axum example on a loopback port (on the current tokio runtime).
 pub async fn start_axum(validator: &Validator) -> Result<RunningService, String> {
-    let app = crate::axum_app::router(validator).map_err(|e| e.to_string())?;
+    start_axum_with_billing(validator, None).await
+}
+
+/// [`start_axum`] with the invoice route calling the billing service through `billing`.
+pub async fn start_axum_with_billing(
+    validator: &Validator,
+    billing: Option<BillingClient>,
+) -> Result<RunningService, String> {
+    let app = crate::axum_app::router_with_billing(validator, billing).map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     tokio::spawn(async move {
@@ -32,7 +43,15 @@ pub async fn start_axum(validator: &Validator) -> Result<RunningService, String>
 /// Serves the actix example on a loopback port, on a thread of its own (actix-web runs
 /// its own single-threaded runtimes). It lives until the process exits.
 pub fn start_actix(validator: &Validator) -> Result<RunningService, String> {
-    let routes = crate::actix_app::routes(validator).map_err(|e| e.to_string())?;
+    start_actix_with_billing(validator, None)
+}
+
+/// [`start_actix`] with the invoice route calling the billing service through `billing`.
+pub fn start_actix_with_billing(
+    validator: &Validator,
+    billing: Option<BillingClient>,
+) -> Result<RunningService, String> {
+    let routes = crate::actix_app::routes_with_billing(validator, billing).map_err(|e| e.to_string())?;
     let (tx, rx) = std::sync::mpsc::channel::<Result<SocketAddr, String>>();
     std::thread::spawn(move || {
         let system = actix_web::rt::System::new();
@@ -172,6 +191,34 @@ pub fn explain(answer: &Answer) -> String {
 /// The audience of the example services in the demo.
 pub const AUDIENCE: &str = "orders-api";
 
+/// The billing stand-in's resource (its tokens' audience) in the demo and the tests.
+pub const BILLING_RESOURCE: &str = "https://billing.test";
+
+/// The orders services' client id at the issuer in the demo and the tests.
+pub const ORDERS_CLIENT_ID: &str = "orders-service";
+
+/// The demo's invoice requests: `GET /orders/{id}/invoice` with a token that has
+/// `orders:read` (the service then calls the billing stand-in with its own token).
+pub fn invoice_cases(idp: &TestIssuer, audience: &str) -> Vec<Case> {
+    let reader = idp.token().audience(audience).scope("orders:read").sign();
+    vec![
+        Case {
+            name: "GET /orders/42/invoice (calls billing)",
+            method: reqwest::Method::GET,
+            path: "/orders/42/invoice",
+            authorization: bearer(reader.clone()),
+            expect: 200,
+        },
+        Case {
+            name: "GET /orders/4x/invoice (id not digits)",
+            method: reqwest::Method::GET,
+            path: "/orders/4x/invoice",
+            authorization: bearer(reader),
+            expect: 404,
+        },
+    ]
+}
+
 /// Runs the demo: prints the table and returns whether every answer was as expected.
 pub async fn run() -> Result<bool, String> {
     let idp = TestIssuer::start().await.map_err(|e| format!("test issuer: {e}"))?;
@@ -179,13 +226,35 @@ pub async fn run() -> Result<bool, String> {
         .issuer(auth_core::Issuer::discovery(idp.issuer()).audience(AUDIENCE))
         .build()
         .map_err(|e| e.to_string())?;
-    let services = [start_axum(&validator).await?, start_actix(&validator)?];
-    let cases = demo_cases(&idp, AUDIENCE);
+    // The billing stand-in, and the orders services' own credentials for it: one token
+    // source (so one token) shared by both services.
+    let billing_validator = Validator::builder()
+        .issuer(auth_core::Issuer::discovery(idp.issuer()).audience(BILLING_RESOURCE))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let billing_base = crate::billing::start_stand_in(&billing_validator).await?;
+    let secret = "demo-secret";
+    idp.register_client(
+        TestClient::secret(ORDERS_CLIENT_ID, secret).scopes("invoices:read").resources([BILLING_RESOURCE]),
+    );
+    let tokens = TokenSource::builder(ORDERS_CLIENT_ID)
+        .issuer(idp.issuer())
+        .client_auth(ClientAuth::client_secret_basic(secret))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let target = || TokenTarget::resource(BILLING_RESOURCE).scope("invoices:read");
+    let services = [
+        start_axum_with_billing(&validator, Some(BillingClient::new(&billing_base, &tokens, target())?)).await?,
+        start_actix_with_billing(&validator, Some(BillingClient::new(&billing_base, &tokens, target())?))?,
+    ];
+    let mut cases = demo_cases(&idp, AUDIENCE);
+    cases.extend(invoice_cases(&idp, AUDIENCE));
     let client = reqwest::Client::new();
     println!("issuer: {} (in-process test issuer, OIDC discovery + JWKS on loopback)", idp.issuer());
     for s in &services {
         println!("{:<6} service: {}", s.name, s.base);
     }
+    println!("billing stand-in: {billing_base} (GET /orders/{{id}}/invoice calls it with the service's own token)");
     println!();
     println!("{:<46} {:<7} {:>8} {:>4}  why", "request", "service", "expected", "got");
     println!("{}", "-".repeat(110));
@@ -207,7 +276,8 @@ pub async fn run() -> Result<bool, String> {
         }
     }
     println!();
-    println!("JWKS fetches by both services together: {}", idp.jwks_fetches());
+    println!("JWKS fetches by both services and the billing stand-in together: {}", idp.jwks_fetches());
+    println!("token requests by both services together (one shared token source): {}", idp.token_requests());
     println!("{}", if all_ok { "all answers as expected" } else { "SOME ANSWERS WERE UNEXPECTED" });
     Ok(all_ok)
 }

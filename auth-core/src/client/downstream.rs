@@ -29,7 +29,7 @@ fn bearer_invalid_token(value: &str) -> bool {
     let mut rest = value.trim_start();
     while !rest.is_empty() {
         // A token: a scheme (followed by a space) or a parameter name (followed by '=').
-        let end = rest.find(|c: char| c == '=' || c == ',' || c == ' ').unwrap_or(rest.len());
+        let end = rest.find(['=', ',', ' ']).unwrap_or(rest.len());
         let (word, after) = rest.split_at(end);
         let after_ws = after.trim_start();
         if let Some(value_part) = after_ws.strip_prefix('=') {

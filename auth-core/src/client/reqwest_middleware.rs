@@ -56,7 +56,9 @@ impl Middleware for AttachToken {
         // The token is dropped whether or not this request can be sent again.
         let dropped = self.token.reject(&header);
         let Some(mut again) = replay.filter(|_| dropped) else { return Ok(response) };
-        let header = self.token.header().await.map_err(reqwest_middleware::Error::middleware)?;
+        // No new token yet (a backoff, the floor after the last request): the
+        // downstream's answer stands.
+        let Ok(header) = self.token.header().await else { return Ok(response) };
         again.headers_mut().insert(AUTHORIZATION, header);
         next.run(again, extensions).await
     }

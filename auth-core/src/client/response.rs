@@ -20,6 +20,9 @@ pub(crate) struct Issued {
     pub(crate) scope: Option<String>,
 }
 
+/// The most a lifetime in whole seconds can overstate the token's real one.
+const ROUNDING: Duration = Duration::from_secs(1);
+
 #[derive(Deserialize)]
 struct Success {
     access_token: Option<Value>,
@@ -64,6 +67,10 @@ pub(crate) fn success(body: &[u8], max_token: usize, default_lifetime: Duration)
     if lifetime.is_zero() {
         return Err(invalid("the token has already expired"));
     }
+    // Whole seconds both ways: an issuer that writes `exp = floor(now) + expires_in` gives
+    // a token that lives up to a second less than `expires_in` says. Count a second less
+    // (half the lifetime at most), so that a token is never handed out past its `exp`.
+    let lifetime = lifetime - ROUNDING.min(lifetime / 2);
     let scope = match parsed.scope {
         Some(Value::String(scope)) => Some(scope),
         _ => None,
@@ -138,7 +145,7 @@ mod tests {
     fn token_type_is_case_insensitive_and_must_be_bearer() {
         for t in ["Bearer", "bearer", "BEARER"] {
             let issued = ok(&format!(r#"{{"access_token":"abc","token_type":"{t}","expires_in":300}}"#)).unwrap();
-            assert_eq!(issued.lifetime, Duration::from_secs(300));
+            assert_eq!(issued.lifetime, Duration::from_secs(299), "a second less, for rounding");
         }
         for body in [
             r#"{"access_token":"abc","token_type":"DPoP","expires_in":300}"#,
@@ -151,10 +158,10 @@ mod tests {
 
     #[test]
     fn expires_in_as_number_or_decimal_string() {
-        let cases = [("300", 300), ("\"300\"", 300), ("299.9", 299), ("\"3600\"", 3600)];
-        for (value, secs) in cases {
+        let cases = [("300", 299_000), ("\"300\"", 299_000), ("299.9", 298_000), ("\"3600\"", 3_599_000), ("1", 500)];
+        for (value, millis) in cases {
             let issued = ok(&format!(r#"{{"access_token":"a","token_type":"Bearer","expires_in":{value}}}"#)).unwrap();
-            assert_eq!(issued.lifetime, Duration::from_secs(secs), "{value}");
+            assert_eq!(issued.lifetime, Duration::from_millis(millis), "{value}");
         }
         for value in ["-1", "\"-1\"", "\"5m\"", "\"\"", "true", "{}", "0", "\"0\"", "\"1e3\""] {
             let body = format!(r#"{{"access_token":"a","token_type":"Bearer","expires_in":{value}}}"#);
@@ -167,9 +174,9 @@ mod tests {
         let payload = URL_SAFE_NO_PAD.encode(format!(r#"{{"exp":{}}}"#, unix_now() + 120));
         let jwt = format!("eyJhbGciOiJSUzI1NiJ9.{payload}.c2ln");
         let issued = ok(&format!(r#"{{"access_token":"{jwt}","token_type":"Bearer"}}"#)).unwrap();
-        assert!((119..=120).contains(&issued.lifetime.as_secs()), "{:?}", issued.lifetime);
+        assert!((118..=119).contains(&issued.lifetime.as_secs()), "{:?}", issued.lifetime);
         let issued = ok(r#"{"access_token":"opaque-token","token_type":"Bearer"}"#).unwrap();
-        assert_eq!(issued.lifetime, DEFAULT);
+        assert_eq!(issued.lifetime, DEFAULT - Duration::from_secs(1));
         let expired = URL_SAFE_NO_PAD.encode(format!(r#"{{"exp":{}}}"#, unix_now() - 5));
         let body = format!(r#"{{"access_token":"e30.{expired}.c2ln","token_type":"Bearer"}}"#);
         assert!(matches!(ok(&body), Err(TokenSourceError::InvalidResponse(_))));

@@ -36,7 +36,7 @@ use super::client_auth::ClientAuth;
 use super::endpoint::{self, Endpoint, Metadata, Origin, Resolved};
 use super::error::TokenSourceError;
 use super::target::TokenTarget;
-use super::token::{AccessToken, forget_local, local_clone};
+use super::token::{AccessToken, forget_local, local_fill, local_hit};
 use crate::error::ConfigError;
 use crate::jwks::{Fetcher, check_url};
 
@@ -134,6 +134,7 @@ impl TokenSource {
                     target: target.clone(),
                     id: self.inner.engine.next_target.fetch_add(1, Ordering::Relaxed),
                     current: ArcSwapOption::empty(),
+                    generation: AtomicU64::new(0),
                     used: AtomicBool::new(false),
                     fetching: AtomicBool::new(false),
                     flight: Mutex::new(Flight::default()),
@@ -162,7 +163,7 @@ impl TokenSource {
         engine.shut_down.store(true, Ordering::SeqCst);
         engine.shutdown.notify_waiters();
         for state in self.inner.targets.lock().unwrap_or_else(|p| p.into_inner()).values() {
-            state.current.store(None);
+            state.drop_current(&mut state.flight());
             state.stop.notify_waiters();
         }
     }
@@ -206,6 +207,9 @@ struct TargetState {
     /// Tells this target's header copies apart in the per-thread cache.
     id: u64,
     current: ArcSwapOption<Current>,
+    /// The generation of `current` (a new one for every token and every drop): what the
+    /// hot path compares with its thread's copy.
+    generation: AtomicU64,
     /// Whether the current token was handed out since it was issued.
     used: AtomicBool,
     /// A request is in flight: callers past the refresh point need not take the lock.
@@ -244,14 +248,29 @@ impl TargetToken {
     /// The current token's `Authorization` header value, if a usable token is cached:
     /// no lock, no I/O, no wait. Starts a background refresh when the token is due.
     pub fn cached_header(&self) -> Option<HeaderValue> {
+        let state = &*self.state;
+        let generation = state.generation.load(Ordering::Acquire);
         let now = Instant::now();
-        let guard = self.state.current.load();
-        let current = guard.as_ref().filter(|c| now < c.usable_until)?;
-        self.state.mark_used();
-        if now >= current.refresh_at && !self.state.fetching.load(Ordering::Relaxed) {
+        let (header, due) = match local_hit(state.id, generation, now) {
+            Some(hit) => hit,
+            None => {
+                let guard = state.current.load();
+                let current = guard.as_ref().filter(|c| now < c.usable_until)?;
+                let header = local_fill(
+                    state.id,
+                    current.generation,
+                    current.usable_until,
+                    current.refresh_at,
+                    current.token.header_value(),
+                );
+                (header, now >= current.refresh_at)
+            }
+        };
+        state.mark_used();
+        if due && !state.fetching.load(Ordering::Relaxed) {
             self.state.refresh_in_background();
         }
-        Some(local_clone(self.state.id, current.generation, current.token.header_value()))
+        Some(header)
     }
 
     /// The current token, if a usable one is cached (see [`TargetToken::cached_header`]).
@@ -307,7 +326,8 @@ impl TargetToken {
         if current.token.header_value().as_bytes() != sent.as_bytes() {
             return false;
         }
-        self.state.current.store(None);
+        drop(guard);
+        self.state.drop_current(&mut flight);
         flight.last_rejection = Some(now);
         tracing::info!(
             target: CLIENT_LOG_TARGET,
@@ -344,6 +364,13 @@ impl TargetState {
     fn flight(&self) -> MutexGuard<'_, Flight> {
         // Never held across an await or a panic-prone call; recover anyway.
         self.flight.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// No token in service any more (refused downstream, or shut down).
+    fn drop_current(&self, flight: &mut Flight) {
+        flight.generation += 1;
+        self.current.store(None);
+        self.generation.store(flight.generation, Ordering::Release);
     }
 
     fn mark_used(&self) {
@@ -465,6 +492,7 @@ impl TargetState {
                 usable_until,
                 refresh_at,
             })));
+            self.generation.store(flight.generation, Ordering::Release);
             flight.generation
         };
         tracing::debug!(

@@ -62,36 +62,62 @@ impl fmt::Debug for AccessToken {
 /// How many targets' headers each thread keeps a copy of.
 const COPIES_PER_THREAD: usize = 16;
 
+/// One thread's copy of a target's current header, with the times that govern it.
+struct Copy {
+    target: u64,
+    generation: u64,
+    usable_until: Instant,
+    refresh_at: Instant,
+    header: HeaderValue,
+}
+
 thread_local! {
     /// Per-thread copies of the current header of recently used targets: cloning a
     /// `HeaderValue` bumps a reference count, and one count shared by every thread would
-    /// be a cache line that all cores write on every call.
-    static COPIES: RefCell<Vec<(u64, u64, HeaderValue)>> = const { RefCell::new(Vec::new()) };
+    /// be a cache line that all cores write on every call. The copy also carries the
+    /// token's times, so a hit reads nothing shared but the target's generation.
+    static COPIES: RefCell<Vec<Copy>> = const { RefCell::new(Vec::new()) };
 }
 
-/// A clone of `header` (target `target`, token `generation`) from this thread's copy.
-pub(crate) fn local_clone(target: u64, generation: u64, header: &HeaderValue) -> HeaderValue {
+/// This thread's copy of `target`'s header if it is of token `generation` and usable at
+/// `now`, with whether the token is due for refresh.
+pub(crate) fn local_hit(target: u64, generation: u64, now: Instant) -> Option<(HeaderValue, bool)> {
+    COPIES
+        .try_with(|copies| {
+            let copies = copies.borrow();
+            let copy = copies.iter().find(|c| c.target == target)?;
+            (copy.generation == generation && now < copy.usable_until)
+                .then(|| (copy.header.clone(), now >= copy.refresh_at))
+        })
+        .ok()
+        .flatten()
+}
+
+/// Makes this thread's copy of `target`'s header that of token `generation`, and returns
+/// a clone of it.
+pub(crate) fn local_fill(
+    target: u64,
+    generation: u64,
+    usable_until: Instant,
+    refresh_at: Instant,
+    header: &HeaderValue,
+) -> HeaderValue {
     COPIES
         .try_with(|copies| {
             let mut copies = copies.borrow_mut();
-            if let Some(entry) = copies.iter_mut().find(|e| e.0 == target) {
-                if entry.1 != generation {
-                    *entry = (target, generation, copy(header));
-                }
-                return entry.2.clone();
-            }
+            copies.retain(|c| c.target != target);
             if copies.len() >= COPIES_PER_THREAD {
                 copies.remove(0);
             }
-            let value = copy(header);
-            copies.push((target, generation, value.clone()));
-            value
+            let header = own_copy(header);
+            copies.push(Copy { target, generation, usable_until, refresh_at, header: header.clone() });
+            header
         })
         .unwrap_or_else(|_| header.clone())
 }
 
 /// A header value with its own allocation (and so its own reference count).
-fn copy(header: &HeaderValue) -> HeaderValue {
+fn own_copy(header: &HeaderValue) -> HeaderValue {
     match HeaderValue::from_bytes(header.as_bytes()) {
         Ok(mut value) => {
             value.set_sensitive(true);
@@ -101,9 +127,9 @@ fn copy(header: &HeaderValue) -> HeaderValue {
     }
 }
 
-/// Forgets this thread's copy of `target`'s header (it was dropped or replaced).
+/// Forgets this thread's copy of `target`'s header (the target was dropped).
 pub(crate) fn forget_local(target: u64) {
-    let _ = COPIES.try_with(|copies| copies.borrow_mut().retain(|e| e.0 != target));
+    let _ = COPIES.try_with(|copies| copies.borrow_mut().retain(|c| c.target != target));
 }
 
 #[cfg(test)]
@@ -120,17 +146,23 @@ mod tests {
     }
 
     #[test]
-    fn local_copies_follow_the_generation() {
+    fn local_copies_follow_the_generation_and_the_clock() {
         let a = HeaderValue::from_static("Bearer a");
         let b = HeaderValue::from_static("Bearer b");
-        assert_eq!(local_clone(7, 1, &a), "Bearer a");
-        assert_eq!(local_clone(7, 1, &b), "Bearer a", "same generation: the copy");
-        assert_eq!(local_clone(7, 2, &b), "Bearer b");
-        assert!(local_clone(7, 2, &b).is_sensitive());
+        let now = Instant::now();
+        let (later, much_later) = (now + Duration::from_secs(10), now + Duration::from_secs(20));
+        assert_eq!(local_hit(7, 1, now), None);
+        assert_eq!(local_fill(7, 1, much_later, later, &a), "Bearer a");
+        assert_eq!(local_hit(7, 1, now), Some((a.clone(), false)));
+        assert_eq!(local_hit(7, 1, later), Some((a.clone(), true)), "due for refresh");
+        assert_eq!(local_hit(7, 1, much_later), None, "no longer usable");
+        assert_eq!(local_hit(7, 2, now), None, "another token");
+        assert_eq!(local_fill(7, 2, much_later, later, &b), "Bearer b");
+        assert!(local_hit(7, 2, now).unwrap().0.is_sensitive());
         forget_local(7);
-        assert_eq!(local_clone(7, 2, &a), "Bearer a");
+        assert_eq!(local_hit(7, 2, now), None);
         for target in 100..100 + COPIES_PER_THREAD as u64 + 4 {
-            local_clone(target, 1, &a);
+            local_fill(target, 1, much_later, later, &a);
         }
         COPIES.with_borrow(|c| assert_eq!(c.len(), COPIES_PER_THREAD));
     }

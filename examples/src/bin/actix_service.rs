@@ -1,5 +1,8 @@
 //! The orders service on actix-web. Configure with AUTH_ISSUER, AUTH_AUDIENCE,
-//! AUTH_JWKS_URL (optional) and BIND_ADDR (default 127.0.0.1:8080).
+//! AUTH_JWKS_URL (optional) and BIND_ADDR (default 127.0.0.1:8080); for the invoice
+//! route's downstream call, BILLING_URL, BILLING_RESOURCE, AUTH_CLIENT_ID, and
+//! AUTH_CLIENT_SECRET or AUTH_CLIENT_KEY (+ AUTH_CLIENT_KEY_ID, AUTH_CLIENT_KEY_ALG),
+//! AUTH_TOKEN_SCOPE (optional). See the README.
 
 use actix_web::{App, HttpServer};
 use examples::config::ServiceConfig;
@@ -15,7 +18,8 @@ async fn main() {
 async fn run() -> Result<(), String> {
     let config = ServiceConfig::from_env()?;
     let validator = config.validator()?;
-    let routes = examples::actix_app::routes(&validator).map_err(|e| e.to_string())?;
+    let billing = config.billing_client()?;
+    let routes = examples::actix_app::routes_with_billing(&validator, billing).map_err(|e| e.to_string())?;
     let server = HttpServer::new(move || App::new().configure(routes.clone()))
         .bind(config.bind)
         .map_err(|e| format!("BIND_ADDR {}: {e}", config.bind))?;

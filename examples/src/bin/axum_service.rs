@@ -1,5 +1,8 @@
 //! The orders service on axum. Configure with AUTH_ISSUER, AUTH_AUDIENCE,
-//! AUTH_JWKS_URL (optional) and BIND_ADDR (default 127.0.0.1:8080).
+//! AUTH_JWKS_URL (optional) and BIND_ADDR (default 127.0.0.1:8080); for the invoice
+//! route's downstream call, BILLING_URL, BILLING_RESOURCE, AUTH_CLIENT_ID, and
+//! AUTH_CLIENT_SECRET or AUTH_CLIENT_KEY (+ AUTH_CLIENT_KEY_ID, AUTH_CLIENT_KEY_ALG),
+//! AUTH_TOKEN_SCOPE (optional). See the README.
 
 use examples::config::ServiceConfig;
 
@@ -14,7 +17,8 @@ async fn main() {
 async fn run() -> Result<(), String> {
     let config = ServiceConfig::from_env()?;
     let validator = config.validator()?;
-    let app = examples::axum_app::router(&validator).map_err(|e| e.to_string())?;
+    let billing = config.billing_client()?;
+    let app = examples::axum_app::router_with_billing(&validator, billing).map_err(|e| e.to_string())?;
     let listener =
         tokio::net::TcpListener::bind(config.bind).await.map_err(|e| format!("BIND_ADDR {}: {e}", config.bind))?;
     println!("axum_service listening on http://{}", config.bind);
