@@ -17,7 +17,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use auth_core::client::{TargetToken, TokenSource, TokenSourceError, TokenTarget, says_invalid_token};
+use auth_core::client::reqwest_middleware::AttachToken;
+use auth_core::client::{TokenSource, TokenSourceError, TokenTarget};
 use auth_core::{ConfigError, Validator};
 use auth_tower::{AuthLayer, Authenticated};
 use axum::Router;
@@ -25,7 +26,7 @@ use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue, WWW_AUTHENTICATE};
+use reqwest::header::{ACCEPT, WWW_AUTHENTICATE};
 use serde_json::json;
 
 use crate::config::BillingConfig;
@@ -38,8 +39,10 @@ const MAX_BODY_BYTES: usize = 64 * 1024;
 /// The longest invoice id: digits only, at most this many.
 const MAX_ID_DIGITS: usize = 20;
 
-/// The billing service's client: its base URL, the service's token for it, and an HTTP
-/// client (timeouts, no redirects). Cheap to clone; clones share the token.
+/// The billing service's client: its base URL and an HTTP client (timeouts, no
+/// redirects) whose [`AttachToken`] middleware puts the service's token on every call and
+/// retries once with a new one when billing says `invalid_token`. Cheap to clone; clones
+/// share the token.
 #[derive(Debug, Clone)]
 pub struct BillingClient {
     inner: Arc<Inner>,
@@ -49,8 +52,7 @@ pub struct BillingClient {
 struct Inner {
     base: String,
     tokens: TokenSource,
-    token: TargetToken,
-    http: reqwest::Client,
+    http: reqwest_middleware::ClientWithMiddleware,
 }
 
 /// What the invoice route answers, for either framework: the status, the `Retry-After`
@@ -76,8 +78,9 @@ impl BillingClient {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| format!("billing HTTP client: {e}"))?;
+        let http = reqwest_middleware::ClientBuilder::new(http).with(AttachToken::new(token)).build();
         let base = base_url.trim_end_matches('/').to_owned();
-        Ok(BillingClient { inner: Arc::new(Inner { base, tokens: tokens.clone(), token, http }) })
+        Ok(BillingClient { inner: Arc::new(Inner { base, tokens: tokens.clone(), http }) })
     }
 
     /// From the configuration: a token source for `AUTH_CLIENT_ID` whose token endpoint
@@ -116,35 +119,14 @@ impl BillingClient {
         }
         let inner = &self.inner;
         let url = format!("{}/invoices/{id}", inner.base);
-        let header = match inner.token.header().await {
-            Ok(header) => header,
-            Err(err) => return token_unavailable(id, &err),
-        };
-        let mut response = match self.send(&url, &header).await {
+        let response = match inner.http.get(&url).header(ACCEPT, "application/json").send().await {
             Ok(response) => response,
-            Err(err) => return unreachable(id, &err),
+            Err(reqwest_middleware::Error::Middleware(err)) => match err.downcast_ref::<TokenSourceError>() {
+                Some(err) => return token_unavailable(id, err),
+                None => return unreachable(id, err.as_ref()),
+            },
+            Err(reqwest_middleware::Error::Reqwest(err)) => return unreachable(id, &err),
         };
-        // Our token was refused as invalid (revoked, keys rotated): once, with a new one.
-        if response.status() == reqwest::StatusCode::UNAUTHORIZED
-            && says_invalid_token(response.headers())
-            && inner.token.reject(&header)
-        {
-            match inner.token.header().await {
-                Ok(fresh) => match self.send(&url, &fresh).await {
-                    Ok(again) => response = again,
-                    Err(err) => return unreachable(id, &err),
-                },
-                Err(err) => {
-                    tracing::warn!(
-                        target: LOG_TARGET,
-                        invoice = id,
-                        error = %err,
-                        "the billing service refused our token as invalid and no new one is available yet: 502"
-                    );
-                    return refused();
-                }
-            }
-        }
         let status = response.status().as_u16();
         match status {
             200 => match read_json(response).await {
@@ -184,10 +166,6 @@ impl BillingClient {
                 bad_gateway("the billing service answered with an error")
             }
         }
-    }
-
-    async fn send(&self, url: &str, header: &HeaderValue) -> Result<reqwest::Response, reqwest::Error> {
-        self.inner.http.get(url).header(AUTHORIZATION, header.clone()).header(ACCEPT, "application/json").send().await
     }
 }
 
@@ -229,7 +207,7 @@ fn refused() -> InvoiceReply {
     bad_gateway("the billing service refused our credentials")
 }
 
-fn unreachable(id: &str, err: &reqwest::Error) -> InvoiceReply {
+fn unreachable(id: &str, err: &(dyn std::error::Error + 'static)) -> InvoiceReply {
     tracing::warn!(
         target: LOG_TARGET,
         invoice = id,
