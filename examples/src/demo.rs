@@ -276,6 +276,31 @@ pub async fn run() -> Result<bool, String> {
         }
     }
     println!();
+    println!("the chain: caller -> orders -> billing (each hop with its own token)");
+    let caller = idp.token().audience(AUDIENCE).scope("orders:read").sign();
+    for service in &services {
+        let chain = Case {
+            name: "chain",
+            method: reqwest::Method::GET,
+            path: "/orders/7/invoice",
+            authorization: bearer(caller.clone()),
+            expect: 200,
+        };
+        let answer = call(&client, &service.base, &chain).await?;
+        all_ok &= answer.status == 200;
+        println!(
+            "  hop 1  caller (client {}, aud {AUDIENCE}) -> {} orders  GET /orders/7/invoice  -> {}",
+            auth_core::testkit::DEFAULT_CLIENT,
+            service.name,
+            answer.status
+        );
+        println!(
+            "  hop 2  {} orders (client {ORDERS_CLIENT_ID}, aud {BILLING_RESOURCE}) -> billing  GET /invoices/7  -> {}",
+            service.name,
+            explain(&answer)
+        );
+    }
+    println!();
     println!("JWKS fetches by both services and the billing stand-in together: {}", idp.jwks_fetches());
     println!("token requests by both services together (one shared token source): {}", idp.token_requests());
     println!("{}", if all_ok { "all answers as expected" } else { "SOME ANSWERS WERE UNEXPECTED" });
