@@ -48,6 +48,7 @@ mod config;
 mod credentials;
 mod crypto;
 mod decision;
+mod discovery;
 mod error;
 mod jwks;
 mod metrics;

@@ -14,6 +14,7 @@ use crate::claims::{Claims, Principal};
 use crate::clock::unix_now;
 use crate::config::{Issuer, KeySourceConfig, Settings, TypPolicy};
 use crate::decision::{Failure, Refusal, Rejection, WarnBudget, shortened};
+use crate::discovery::IssuerMetadata;
 use crate::error::{AuthError, ClaimName, ConfigError, TokenError};
 use crate::jwks::{Fetcher, KeySource, Origin, check_url, parse_jwks};
 use crate::metrics::{Metrics, MetricsSnapshot};
@@ -59,6 +60,15 @@ impl std::fmt::Debug for Validator {
             .field("issuers", &issuers)
             .field("cached_tokens", &self.cached_tokens())
             .finish_non_exhaustive()
+    }
+}
+
+impl Validator {
+    /// The metadata document of `issuer` when its keys come by discovery (shared with a
+    /// token source of the same issuer).
+    #[cfg_attr(not(feature = "client"), allow(dead_code))]
+    pub(crate) fn metadata_for(&self, issuer: &str) -> Option<Arc<IssuerMetadata>> {
+        self.inner.issuers.iter().find_map(|i| i.keys.metadata().filter(|m| m.issuer() == issuer).cloned())
     }
 }
 
@@ -270,7 +280,7 @@ impl ValidatorBuilder {
                     // OIDC Discovery §4: append the well-known path to the issuer, without doubling '/'.
                     let base = issuer.issuer.trim_end_matches('/');
                     let url = url("discovery", &format!("{base}/.well-known/openid-configuration"))?;
-                    (Origin::Discovery { url, jwks_uri: Default::default() }, None)
+                    (Origin::Discovery(IssuerMetadata::new(url, issuer.issuer.as_str())), None)
                 }
                 KeySourceConfig::JwksUrl(jwks) => (Origin::JwksUrl(url("jwks_url", jwks)?), None),
                 KeySourceConfig::Static(doc) => {

@@ -571,3 +571,24 @@ mod reqwest_middleware {
         assert!(err.to_string().contains("token endpoint"), "{err}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_metadata_document_is_shared_with_the_validator_of_the_same_issuer() {
+    let idp = issuer().await;
+    let validator = billing_validator(&idp);
+    let tokens = source(&idp).share_metadata_with(&validator).build().unwrap();
+    let token = tokens.token(&billing()).await.unwrap();
+    validator.validate(token.secret()).await.unwrap();
+    assert_eq!(idp.discovery_fetches(), 1, "one fetch serves both sides");
+    // A failed token request makes both sides read the document again, once.
+    idp.set_token_outage(Some(Outage::Status(503)));
+    let other = TokenTarget::resource("https://other.test");
+    tokens.token(&other).await.unwrap_err();
+    idp.set_token_outage(None);
+    validator.warm_up().await.unwrap();
+    assert_eq!(idp.discovery_fetches(), 2);
+    // Only an issuer the validator discovers can be shared.
+    let elsewhere = issuer().await;
+    let err = source(&elsewhere).share_metadata_with(&validator).build().unwrap_err();
+    assert!(err.to_string().contains("share_metadata_with"), "{err}");
+}

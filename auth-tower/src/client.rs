@@ -112,7 +112,7 @@ where
         Box::pin(async move {
             let header = match cached {
                 Some(header) => header,
-                None => token.header().await.map_err(NoToken::new)?,
+                None => token.header().await.map_err(NoToken::boxed)?,
             };
             let replay = replayable(&request);
             request.headers_mut().insert(AUTHORIZATION, header.clone());
@@ -215,7 +215,7 @@ pub struct NoToken {
 }
 
 impl NoToken {
-    fn new(error: TokenSourceError) -> BoxError {
+    fn boxed(error: TokenSourceError) -> BoxError {
         Box::new(NoToken {
             #[cfg(feature = "tonic")]
             status: tonic::Status::unavailable(format!("no access token for the call: {error}")),

@@ -1,5 +1,7 @@
 //! Set-up for the calling side's benches: a token source with a cached token, obtained
 //! from the in-process issuer's token endpoint over loopback.
+// Bench set-up: a failure here is a broken machine, and panicking is the clearest report.
+#![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
 

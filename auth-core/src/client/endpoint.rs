@@ -1,18 +1,18 @@
 //! Where the token endpoint is (given, or from the authorization server's metadata) and
 //! one token request to it.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::Url;
-use serde::Deserialize;
 
 use super::client_auth::ClientAuth;
 use super::error::TokenSourceError;
 use super::response::{self, Issued};
 use super::target::TokenTarget;
-use crate::jwks::{Fetched, Fetcher, check_url};
+use crate::discovery::IssuerMetadata;
+use crate::jwks::{Fetcher, check_url};
 
 /// Which metadata document names the token endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -52,75 +52,53 @@ pub(crate) struct Resolved {
 
 pub(crate) enum Origin {
     Given(Arc<Resolved>),
-    Discovered { issuer: String, metadata_url: Url },
+    /// From the issuer's metadata (perhaps shared with a validator's key source).
+    Discovered(Arc<IssuerMetadata>),
 }
 
-/// The token endpoint: given, or discovered once and kept until a request to it fails.
+/// The token endpoint: given, or read from the metadata (kept until a request fails).
 pub(crate) struct Endpoint {
     origin: Origin,
     /// Use `mtls_endpoint_aliases.token_endpoint` when the metadata has one (RFC 8705 §5).
     mtls: bool,
-    discovered: Mutex<Option<Arc<Resolved>>>,
 }
 
 impl Endpoint {
     pub(crate) fn new(origin: Origin, mtls: bool) -> Self {
-        Endpoint { origin, mtls, discovered: Mutex::new(None) }
+        Endpoint { origin, mtls }
     }
 
     /// The URL a configured endpoint or the metadata is read from (for `Debug`).
     pub(crate) fn describe(&self) -> String {
         match &self.origin {
             Origin::Given(resolved) => resolved.token_endpoint.to_string(),
-            Origin::Discovered { metadata_url, .. } => metadata_url.to_string(),
+            Origin::Discovered(metadata) => metadata.url().to_string(),
         }
     }
 
     pub(crate) async fn resolve(&self, fetcher: &Fetcher) -> Result<Arc<Resolved>, TokenSourceError> {
-        let (issuer, metadata_url) = match &self.origin {
+        let metadata = match &self.origin {
             Origin::Given(resolved) => return Ok(resolved.clone()),
-            Origin::Discovered { issuer, metadata_url } => (issuer, metadata_url),
+            Origin::Discovered(metadata) => metadata,
         };
-        if let Some(resolved) = self.discovered.lock().unwrap_or_else(|p| p.into_inner()).clone() {
-            return Ok(resolved);
-        }
         let unavailable = |cause: String| TokenSourceError::Unavailable { cause, retry_after: None };
-        let body = match fetcher.get(metadata_url, None).await {
-            Ok(Fetched::Document { body, .. }) => body,
-            Ok(Fetched::NotModified { .. }) => return Err(unavailable("metadata: unexpected 304".into())),
-            Err(e) => return Err(unavailable(format!("metadata: {e}"))),
-        };
-        #[derive(Deserialize)]
-        struct Aliases {
-            token_endpoint: Option<String>,
-        }
-        #[derive(Deserialize)]
-        struct Document {
-            issuer: String,
-            token_endpoint: Option<String>,
-            mtls_endpoint_aliases: Option<Aliases>,
-        }
-        let doc: Document = serde_json::from_slice(&body)
-            .map_err(|_| unavailable("metadata: not an authorization server metadata document".into()))?;
-        // RFC 8414 §3.3: the document must be the issuer's own (one trailing slash of
-        // difference tolerated, as on the inbound side).
-        let bare = |s: &str| s.strip_suffix('/').unwrap_or(s).to_owned();
-        if bare(&doc.issuer) != bare(issuer) {
-            return Err(unavailable("metadata: the document's issuer differs from the configured issuer".into()));
-        }
-        let alias = doc.mtls_endpoint_aliases.and_then(|a| a.token_endpoint).filter(|_| self.mtls);
-        let endpoint = alias.or(doc.token_endpoint).ok_or_else(|| unavailable("metadata: no token_endpoint".into()))?;
+        let (document, _) = metadata.document(fetcher).await.map_err(|e| unavailable(format!("metadata: {e}")))?;
+        let alias = document.mtls_endpoint_aliases.as_ref().and_then(|a| a.token_endpoint.as_deref());
+        let endpoint = alias
+            .filter(|_| self.mtls)
+            .or(document.token_endpoint.as_deref())
+            .ok_or_else(|| unavailable("metadata: no token_endpoint".into()))?;
         let token_endpoint =
-            Url::parse(&endpoint).map_err(|_| unavailable("metadata: token_endpoint is not a URL".into()))?;
+            Url::parse(endpoint).map_err(|_| unavailable("metadata: token_endpoint is not a URL".into()))?;
         check_url(&token_endpoint, fetcher.allow_http).map_err(|e| unavailable(format!("metadata: {e}")))?;
-        let resolved = Arc::new(Resolved { token_endpoint, issuer: Some(doc.issuer) });
-        *self.discovered.lock().unwrap_or_else(|p| p.into_inner()) = Some(resolved.clone());
-        Ok(resolved)
+        Ok(Arc::new(Resolved { token_endpoint, issuer: Some(document.issuer.clone()) }))
     }
 
     /// After a failed request: read the metadata again next time (the endpoint may have moved).
     pub(crate) fn forget(&self) {
-        *self.discovered.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        if let Origin::Discovered(metadata) = &self.origin {
+            metadata.forget();
+        }
     }
 }
 

@@ -37,6 +37,7 @@ use super::endpoint::{self, Endpoint, Metadata, Origin, Resolved};
 use super::error::TokenSourceError;
 use super::target::TokenTarget;
 use super::token::{AccessToken, forget_local, local_fill, local_hit};
+use crate::discovery::IssuerMetadata;
 use crate::error::ConfigError;
 use crate::jwks::{Fetcher, check_url};
 
@@ -636,6 +637,7 @@ pub struct TokenSourceBuilder {
     token_endpoint: Option<String>,
     http_client: Option<reqwest::Client>,
     extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
+    shared_metadata: Option<crate::Validator>,
     timeout: Duration,
     max_response_bytes: usize,
     settings: Settings,
@@ -663,6 +665,7 @@ impl TokenSourceBuilder {
             token_endpoint: None,
             http_client: None,
             extra_roots: Vec::new(),
+            shared_metadata: None,
             timeout: Duration::from_secs(10),
             max_response_bytes: 64 * 1024,
             settings: Settings {
@@ -697,6 +700,14 @@ impl TokenSourceBuilder {
     /// Which metadata document names the token endpoint (default: OpenID discovery).
     pub fn metadata(mut self, metadata: Metadata) -> Self {
         self.metadata = metadata;
+        self
+    }
+
+    /// Read the issuer's metadata document through `validator`'s key source for the same
+    /// issuer (configured by discovery): one fetch serves both sides, and a failure on
+    /// either makes both read it again. The validator must have that issuer.
+    pub fn share_metadata_with(mut self, validator: &crate::Validator) -> Self {
+        self.shared_metadata = Some(validator.clone());
         self
     }
 
@@ -806,7 +817,20 @@ impl TokenSourceBuilder {
             })),
             (None, Some(issuer)) => {
                 let issuer_url = parse("issuer", issuer)?;
-                Origin::Discovered { issuer: issuer.clone(), metadata_url: self.metadata.url(&issuer_url) }
+                let url = self.metadata.url(&issuer_url);
+                let shared = match &self.shared_metadata {
+                    None => None,
+                    Some(validator) => Some(
+                        validator
+                            .metadata_for(issuer)
+                            .filter(|shared| *shared.url() == url)
+                            .ok_or(setting(
+                                "share_metadata_with",
+                                "the validator has no issuer with this identifier whose keys come by the same discovery document",
+                            ))?,
+                    ),
+                };
+                Origin::Discovered(shared.unwrap_or_else(|| IssuerMetadata::new(url, issuer.as_str())))
             }
             (None, None) => return Err(setting("issuer/token_endpoint", "one of them is required")),
         };

@@ -29,6 +29,7 @@ use super::keyset::{KeyId, KeySet, LookupError, VerifyingKey, parse_jwks};
 use crate::algorithm::{Algorithm, AlgorithmSet};
 use crate::cache::TokenCache;
 use crate::config::Settings;
+use crate::discovery::IssuerMetadata;
 use crate::error::{AuthError, TokenError};
 use crate::metrics::{Metrics, SourceEvent};
 use crate::readiness::IssuerReadiness;
@@ -41,7 +42,7 @@ const NEGATIVE_CACHE_CAPACITY: u64 = 1024;
 pub(crate) enum Origin {
     Static,
     JwksUrl(Url),
-    Discovery { url: Url, jwks_uri: Mutex<Option<Url>> },
+    Discovery(Arc<IssuerMetadata>),
 }
 
 /// The keys in service, with the times that govern them. `None` times: never (static).
@@ -184,7 +185,7 @@ impl KeySource {
     /// discovery the document's exact value (`None` until discovery has succeeded).
     pub(crate) fn issuer_matches(&self, iss: &str) -> Option<bool> {
         match self.origin {
-            Origin::Discovery { .. } => self.discovered_issuer.load().as_deref().map(|pinned| pinned == iss),
+            Origin::Discovery(_) => self.discovered_issuer.load().as_deref().map(|pinned| pinned == iss),
             Origin::Static | Origin::JwksUrl(_) => Some(*self.issuer == *iss),
         }
     }
@@ -356,11 +357,11 @@ impl KeySource {
         let etag = current.as_ref().and_then(|s| s.etag.as_deref());
         self.metrics.source(SourceEvent::JwksFetch, self.index);
         let fetched = self.fetcher.get(&url, etag).await;
-        if matches!(fetched, Err(FetchError::Status(404 | 410))) {
+        if matches!(fetched, Err(FetchError::Status(404 | 410)))
+            && let Origin::Discovery(metadata) = &self.origin
+        {
             // The discovered jwks_uri may have moved: discover again next time.
-            if let Origin::Discovery { jwks_uri, .. } = &self.origin {
-                *jwks_uri.lock().unwrap_or_else(|p| p.into_inner()) = None;
-            }
+            metadata.forget();
         }
         match fetched.map_err(|e| format!("JWKS fetch: {e}"))? {
             Fetched::NotModified { max_age } => {
@@ -412,45 +413,30 @@ impl KeySource {
     }
 
     async fn jwks_url(&self) -> Result<Url, String> {
-        let (discovery_url, jwks_uri) = match &self.origin {
+        let metadata = match &self.origin {
             Origin::Static => return Err("static key set".into()),
             Origin::JwksUrl(url) => return Ok(url.clone()),
-            Origin::Discovery { url, jwks_uri } => (url, jwks_uri),
+            Origin::Discovery(metadata) => metadata,
         };
-        if let Some(url) = jwks_uri.lock().unwrap_or_else(|p| p.into_inner()).clone() {
-            return Ok(url);
+        let (document, fetched) = metadata.document(&self.fetcher).await.map_err(|e| format!("discovery: {e}"))?;
+        if fetched {
+            self.metrics.source(SourceEvent::DiscoveryFetch, self.index);
         }
-        self.metrics.source(SourceEvent::DiscoveryFetch, self.index);
-        let body = match self.fetcher.get(discovery_url, None).await.map_err(|e| format!("discovery: {e}"))? {
-            Fetched::Document { body, .. } => body,
-            Fetched::NotModified { .. } => return Err("discovery: unexpected 304".into()),
-        };
-        #[derive(serde::Deserialize)]
-        struct Discovery {
-            issuer: String,
-            jwks_uri: String,
-        }
-        let doc: Discovery =
-            serde_json::from_slice(&body).map_err(|_| "discovery: not an OpenID configuration".to_string())?;
-        // RFC 8414 §3.3 / OIDC Discovery §4.3: prevents one issuer impersonating another.
-        // One trailing slash of difference is tolerated (operators and providers spell the
-        // URL differently); tokens are then pinned to the document's exact value.
-        let without_slash = |s: &str| s.strip_suffix('/').unwrap_or(s).to_owned();
-        if doc.issuer != *self.issuer {
-            if without_slash(&doc.issuer) != without_slash(&self.issuer) {
-                return Err("discovery: the document's issuer differs from the configured issuer".into());
-            }
-            tracing::info!(
-                issuer = %self.issuer,
-                document_issuer = %doc.issuer,
-                "the discovery document spells the issuer with a different trailing slash; tokens must carry the document's"
-            );
-        }
-        let url = Url::parse(&doc.jwks_uri).map_err(|_| "discovery: jwks_uri is not a URL".to_string())?;
+        let jwks_uri = document.jwks_uri.as_deref().ok_or("discovery: the document has no jwks_uri")?;
+        let url = Url::parse(jwks_uri).map_err(|_| "discovery: jwks_uri is not a URL".to_string())?;
         super::fetch::check_url(&url, self.settings.allow_insecure_http).map_err(|e| format!("discovery: {e}"))?;
-        self.discovered_issuer.store(Some(Arc::new(doc.issuer)));
-        *jwks_uri.lock().unwrap_or_else(|p| p.into_inner()) = Some(url.clone());
+        if self.discovered_issuer.load().as_deref() != Some(&document.issuer) {
+            self.discovered_issuer.store(Some(Arc::new(document.issuer.clone())));
+        }
         Ok(url)
+    }
+
+    /// The metadata this source discovers its keys from, if it does.
+    pub(crate) fn metadata(&self) -> Option<&Arc<IssuerMetadata>> {
+        match &self.origin {
+            Origin::Discovery(metadata) => Some(metadata),
+            Origin::Static | Origin::JwksUrl(_) => None,
+        }
     }
 }
 
