@@ -592,3 +592,60 @@ async fn the_metadata_document_is_shared_with_the_validator_of_the_same_issuer()
     let err = source(&elsewhere).share_metadata_with(&validator).build().unwrap_err();
     assert!(err.to_string().contains("share_metadata_with"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_client_auth_presents_the_certificate_at_the_mutual_tls_alias() {
+    use auth_core::client::TlsIdentity;
+    let idp = TestIssuer::start_tls().await.unwrap();
+    let ca = idp.ca().unwrap();
+    let cert = ca.client_certificate("orders").unwrap();
+    idp.register_client(TestClient::tls_client_auth("orders", &cert).scopes("invoices:read").certificate_bound());
+    let identity = TlsIdentity::from_pem(cert.cert_pem.as_bytes(), cert.key_pem.as_bytes()).unwrap();
+    let tokens = TokenSource::builder("orders")
+        .issuer(idp.issuer())
+        .client_auth(ClientAuth::tls_client_auth(identity))
+        .extra_root_certificates(idp.ca_pem().as_bytes())
+        .unwrap()
+        .build()
+        .unwrap();
+    let token = tokens.token(&billing()).await.unwrap();
+    let seen = &idp.seen_token_requests()[0];
+    assert_eq!(seen.path, "/mtls/token", "the mtls_endpoint_aliases entry from discovery");
+    assert!(seen.client_certificate);
+    assert_eq!(
+        (seen.param("client_id"), seen.param("client_secret"), seen.authorization.as_deref()),
+        (Some("orders"), None, None)
+    );
+    // The token is bound to the certificate that asked for it (RFC 8705 §3).
+    use base64::Engine as _;
+    let payload = token.secret().split('.').nth(1).unwrap();
+    let claims: serde_json::Value =
+        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+    assert_eq!(claims["cnf"]["x5t#S256"], json!(cert.thumbprint()));
+    assert_eq!(claims["client_id"], "orders");
+
+    // The same name from another CA fails the handshake: nothing is issued.
+    let other = auth_core::testkit::TestCa::new("another CA").unwrap().client_certificate("orders").unwrap();
+    let identity = TlsIdentity::from_pem(other.cert_pem.as_bytes(), other.key_pem.as_bytes()).unwrap();
+    let impostor = TokenSource::builder("orders")
+        .token_endpoint(idp.mtls_token_endpoint())
+        .client_auth(ClientAuth::tls_client_auth(identity))
+        .extra_root_certificates(idp.ca_pem().as_bytes())
+        .unwrap()
+        .build()
+        .unwrap();
+    let requests = idp.token_requests();
+    let err = impostor.token(&billing()).await.unwrap_err();
+    assert!(matches!(err, TokenSourceError::Unavailable { .. }), "{err:?}");
+    assert_eq!(idp.token_requests(), requests);
+    // And a secret client cannot pass for the certificate's client.
+    let secretly = TokenSource::builder("orders")
+        .token_endpoint(idp.mtls_token_endpoint())
+        .client_auth(ClientAuth::client_secret_post("guess"))
+        .extra_root_certificates(idp.ca_pem().as_bytes())
+        .unwrap()
+        .build()
+        .unwrap();
+    let err = secretly.token(&billing()).await.unwrap_err();
+    assert!(matches!(&err, TokenSourceError::Refused { code, .. } if code == "invalid_client"), "{err:?}");
+}

@@ -21,6 +21,7 @@
 #![allow(clippy::expect_used)]
 
 mod key;
+mod pki;
 mod server;
 mod token_endpoint;
 
@@ -34,6 +35,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value, json};
 
 pub use key::TestKey;
+pub use pki::{IssuedCertificate, PkiError, TestCa, thumbprint};
 pub use token_endpoint::{ExpiresIn, SeenTokenRequest, TestClient};
 
 use crate::Issuer;
@@ -88,6 +90,7 @@ pub enum Outage {
 pub struct TestIssuer {
     shared: Arc<Shared>,
     server: server::Server,
+    ca: Option<Arc<TestCa>>,
 }
 
 pub(crate) struct Shared {
@@ -96,6 +99,8 @@ pub(crate) struct Shared {
     pub(crate) jwks_hits: AtomicUsize,
     pub(crate) discovery_hits: AtomicUsize,
     pub(crate) token_hits: AtomicUsize,
+    /// Served over https (discovery then names the mutual-TLS alias).
+    pub(crate) tls: bool,
 }
 
 pub(crate) struct State {
@@ -134,9 +139,27 @@ impl TestIssuer {
 
     /// Starts an issuer publishing `keys`; the last one signs by default.
     pub async fn with_keys(keys: Vec<TestKey>) -> std::io::Result<TestIssuer> {
+        Self::listen(keys, None).await
+    }
+
+    /// Starts an issuer on `https://127.0.0.1:PORT` with one RS256 key, its certificate
+    /// from [`TestIssuer::ca`] (trust it with [`TestIssuer::ca_pem`]). Connections may
+    /// present a client certificate from that CA: the token endpoint's alias for mutual
+    /// TLS (`mtls_endpoint_aliases.token_endpoint`, `{issuer}/mtls/token`, in discovery)
+    /// serves `tls_client_auth` clients and certificate-bound tokens.
+    pub async fn start_tls() -> std::io::Result<TestIssuer> {
+        let ca = TestCa::new("auth test CA").map_err(std::io::Error::other)?;
+        let server = ca.server_certificate().map_err(std::io::Error::other)?;
+        let config = server::tls_config(&ca, &server).map_err(std::io::Error::other)?;
+        let mut idp = Self::listen(vec![TestKey::generate(Algorithm::RS256, "rs256-1")], Some(config)).await?;
+        idp.ca = Some(Arc::new(ca));
+        Ok(idp)
+    }
+
+    async fn listen(keys: Vec<TestKey>, tls: Option<Arc<rustls::ServerConfig>>) -> std::io::Result<TestIssuer> {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
         let addr = listener.local_addr()?;
-        let issuer = format!("http://{addr}");
+        let issuer = format!("{}://{addr}", if tls.is_some() { "https" } else { "http" });
         let mut map = HashMap::new();
         let mut published = Vec::new();
         for key in keys {
@@ -162,9 +185,26 @@ impl TestIssuer {
             jwks_hits: AtomicUsize::new(0),
             discovery_hits: AtomicUsize::new(0),
             token_hits: AtomicUsize::new(0),
+            tls: tls.is_some(),
         });
-        let server = server::Server::start(listener, shared.clone());
-        Ok(TestIssuer { shared, server })
+        let server = server::Server::start(listener, shared.clone(), tls);
+        Ok(TestIssuer { shared, server, ca: None })
+    }
+
+    /// The CA of an https issuer ([`TestIssuer::start_tls`]): it issues the client
+    /// certificates the issuer accepts.
+    pub fn ca(&self) -> Option<&TestCa> {
+        self.ca.as_deref()
+    }
+
+    /// The PEM of the https issuer's CA (empty for a plain-http issuer).
+    pub fn ca_pem(&self) -> &str {
+        self.ca.as_deref().map_or("", TestCa::cert_pem)
+    }
+
+    /// `{issuer}/mtls/token`: the token endpoint's mutual-TLS alias (https issuers).
+    pub fn mtls_token_endpoint(&self) -> String {
+        format!("{}/mtls/token", self.shared.issuer)
     }
 
     /// The issuer identifier, `http://127.0.0.1:PORT` (no trailing slash).

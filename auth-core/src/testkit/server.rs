@@ -14,14 +14,42 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
-use super::{Outage, Shared};
+use super::{IssuedCertificate, Outage, Shared, TestCa};
 
 type Body = BoxBody<Bytes, Infallible>;
 
 pub(crate) struct Server {
     addr: SocketAddr,
     shared: Arc<Shared>,
+    tls: Option<Arc<rustls::ServerConfig>>,
     tasks: Mutex<Option<JoinSet<()>>>,
+}
+
+/// The leaf certificate a client presented on its connection, if any (DER).
+pub(crate) type PeerCertificate = Option<Arc<Vec<u8>>>;
+
+/// The https issuer's TLS: its certificate, and client certificates from `ca` requested
+/// but not required.
+pub(crate) fn tls_config(ca: &TestCa, server: &IssuedCertificate) -> Result<Arc<rustls::ServerConfig>, String> {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    let ca_der = CertificateDer::from_pem_slice(ca.cert_pem().as_bytes()).map_err(|e| e.to_string())?;
+    roots.add(ca_der).map_err(|e| e.to_string())?;
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .allow_unauthenticated()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let key = PrivateKeyDer::from_pem_slice(server.key_pem.as_bytes()).map_err(|e| e.to_string())?;
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(vec![CertificateDer::from(server.der.clone())], key)
+        .map_err(|e| e.to_string())?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
 }
 
 #[derive(Debug)]
@@ -36,9 +64,9 @@ impl std::fmt::Display for Refused {
 impl std::error::Error for Refused {}
 
 impl Server {
-    pub(crate) fn start(listener: TcpListener, shared: Arc<Shared>) -> Server {
+    pub(crate) fn start(listener: TcpListener, shared: Arc<Shared>, tls: Option<Arc<rustls::ServerConfig>>) -> Server {
         let addr = listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
-        let server = Server { addr, shared, tasks: Mutex::new(None) };
+        let server = Server { addr, shared, tls, tasks: Mutex::new(None) };
         server.run(listener);
         server
     }
@@ -46,15 +74,33 @@ impl Server {
     fn run(&self, listener: TcpListener) {
         let mut tasks = JoinSet::new();
         let shared = self.shared.clone();
+        let tls = self.tls.clone().map(tokio_rustls::TlsAcceptor::from);
         tasks.spawn(async move {
             let mut connections = JoinSet::new();
             while let Ok((stream, _)) = listener.accept().await {
                 let shared = shared.clone();
+                let tls = tls.clone();
                 connections.spawn(async move {
-                    let service = hyper::service::service_fn(move |req| handle(shared.clone(), req));
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                    let http = hyper::server::conn::http1::Builder::new();
+                    match tls {
+                        None => {
+                            let service = hyper::service::service_fn(move |req| handle(shared.clone(), req, None));
+                            let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                        }
+                        Some(acceptor) => {
+                            // A failed handshake (a certificate from another CA) ends the connection.
+                            let Ok(stream) = acceptor.accept(stream).await else { return };
+                            let peer: PeerCertificate = stream
+                                .get_ref()
+                                .1
+                                .peer_certificates()
+                                .and_then(|chain| chain.first())
+                                .map(|leaf| Arc::new(leaf.to_vec()));
+                            let service =
+                                hyper::service::service_fn(move |req| handle(shared.clone(), req, peer.clone()));
+                            let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                        }
+                    }
                 });
                 while connections.try_join_next().is_some() {}
             }
@@ -84,7 +130,7 @@ impl Server {
 /// The largest token request body read.
 const MAX_TOKEN_REQUEST: usize = 64 * 1024;
 
-async fn token(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body>, Refused> {
+async fn token(shared: Arc<Shared>, req: Request<Incoming>, peer: PeerCertificate) -> Result<Response<Body>, Refused> {
     shared.token_hits.fetch_add(1, Ordering::SeqCst);
     if req.method() != http::Method::POST {
         return Ok(full(StatusCode::METHOD_NOT_ALLOWED, "application/json", "{}"));
@@ -110,11 +156,12 @@ async fn token(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<B
         None => {}
     }
     let authorization = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let path = req.uri().path().to_owned();
     let limited = http_body_util::Limited::new(req.into_body(), MAX_TOKEN_REQUEST);
     let Ok(body) = limited.collect().await.map(|b| b.to_bytes()) else {
         return Ok(full(StatusCode::PAYLOAD_TOO_LARGE, "application/json", "{}"));
     };
-    let (status, json) = super::token_endpoint::answer(&shared, authorization.as_deref(), &body);
+    let (status, json) = super::token_endpoint::answer(&shared, &path, authorization.as_deref(), &body, peer);
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = full(status, "application/json", json.to_string());
     response.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
@@ -130,14 +177,14 @@ fn full(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Respo
     response
 }
 
-async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body>, Refused> {
+async fn handle(shared: Arc<Shared>, req: Request<Incoming>, peer: PeerCertificate) -> Result<Response<Body>, Refused> {
     let path = req.uri().path().to_owned();
     // `/jwks-moved` serves the same keys, as a same-origin redirect target.
     let moved = path == "/jwks-moved";
     let is_jwks = path == "/jwks" || moved;
     let is_discovery = path == "/.well-known/openid-configuration" || path == "/.well-known/oauth-authorization-server";
-    if path == "/token" {
-        return token(shared, req).await;
+    if path == "/token" || (shared.tls && path == "/mtls/token") {
+        return token(shared, req, peer).await;
     }
     if is_jwks {
         shared.jwks_hits.fetch_add(1, Ordering::SeqCst);
@@ -167,12 +214,16 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
     if is_discovery {
         let state = shared.state();
         let issuer = state.discovery_issuer.clone().unwrap_or_else(|| shared.issuer.clone());
-        let doc = json!({
+        let mut doc = json!({
             "issuer": issuer,
             "jwks_uri": format!("{}/jwks", shared.issuer),
             "token_endpoint": format!("{}/token", shared.issuer),
             "id_token_signing_alg_values_supported": ["RS256", "PS256", "ES256", "ES384", "EdDSA"],
         });
+        if shared.tls {
+            doc["mtls_endpoint_aliases"] = json!({ "token_endpoint": format!("{}/mtls/token", shared.issuer) });
+            doc["tls_client_certificate_bound_access_tokens"] = true.into();
+        }
         return Ok(full(StatusCode::OK, "application/json", doc.to_string()));
     }
     if !is_jwks {

@@ -10,7 +10,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 
-use super::{Shared, TestKey};
+use super::server::PeerCertificate;
+use super::{IssuedCertificate, Shared, TestKey};
 use crate::clock::unix_now;
 
 /// RFC 7523 §2.2.
@@ -31,12 +32,15 @@ pub struct TestClient {
     pub(crate) auth: TestClientAuth,
     pub(crate) scopes: Vec<String>,
     pub(crate) resources: Option<Vec<String>>,
+    pub(crate) bound: bool,
 }
 
 #[derive(Clone)]
 pub(crate) enum TestClientAuth {
     Secret(String),
     PrivateKeyJwt(Arc<TestKey>),
+    /// The leaf certificate (DER) the client presents on the connection.
+    TlsClientAuth(Vec<u8>),
 }
 
 impl std::fmt::Debug for TestClientAuth {
@@ -44,6 +48,7 @@ impl std::fmt::Debug for TestClientAuth {
         match self {
             TestClientAuth::Secret(_) => f.write_str("Secret"),
             TestClientAuth::PrivateKeyJwt(key) => write!(f, "PrivateKeyJwt({})", key.kid()),
+            TestClientAuth::TlsClientAuth(_) => f.write_str("TlsClientAuth"),
         }
     }
 }
@@ -51,12 +56,30 @@ impl std::fmt::Debug for TestClientAuth {
 impl TestClient {
     /// A client with a secret (accepted by `client_secret_basic` and `client_secret_post`).
     pub fn secret(id: &str, secret: &str) -> Self {
-        TestClient { id: id.into(), auth: TestClientAuth::Secret(secret.into()), scopes: Vec::new(), resources: None }
+        TestClient::with(id, TestClientAuth::Secret(secret.into()))
     }
 
     /// A `private_key_jwt` client whose assertions `key` (its public half) verifies.
     pub fn private_key_jwt(id: &str, key: Arc<TestKey>) -> Self {
-        TestClient { id: id.into(), auth: TestClientAuth::PrivateKeyJwt(key), scopes: Vec::new(), resources: None }
+        TestClient::with(id, TestClientAuth::PrivateKeyJwt(key))
+    }
+
+    /// A `tls_client_auth` client (RFC 8705 §2.1): it presents `certificate` on the
+    /// connection to an https issuer's mutual-TLS token endpoint.
+    pub fn tls_client_auth(id: &str, certificate: &IssuedCertificate) -> Self {
+        TestClient::with(id, TestClientAuth::TlsClientAuth(certificate.der.clone()))
+    }
+
+    fn with(id: &str, auth: TestClientAuth) -> Self {
+        TestClient { id: id.into(), auth, scopes: Vec::new(), resources: None, bound: false }
+    }
+
+    /// Its tokens are bound to the client certificate of the connection they were asked
+    /// on (`cnf.x5t#S256`, RFC 8705 §3); asked without one, they are refused.
+    #[must_use]
+    pub fn certificate_bound(mut self) -> Self {
+        self.bound = true;
+        self
     }
 
     /// The scopes it may be granted (space-separated).
@@ -97,8 +120,12 @@ pub enum ExpiresIn {
 pub struct SeenTokenRequest {
     /// The form parameters, in order.
     pub params: Vec<(String, String)>,
+    /// The path it was sent to (`/token`, or `/mtls/token` for the mutual-TLS alias).
+    pub path: String,
     /// The `Authorization` header, if any.
     pub authorization: Option<String>,
+    /// Whether the connection carried a client certificate.
+    pub client_certificate: bool,
     /// For `private_key_jwt`: the assertion's JOSE header and claims (decoded, whether or
     /// not they verified).
     pub assertion: Option<(Value, Value)>,
@@ -145,14 +172,26 @@ fn error(status: u16, code: &str, description: &str) -> (u16, Value) {
 }
 
 /// Answers one token request: (status, JSON body).
-pub(crate) fn answer(shared: &Shared, authorization: Option<&str>, body: &[u8]) -> (u16, Value) {
+pub(crate) fn answer(
+    shared: &Shared,
+    path: &str,
+    authorization: Option<&str>,
+    body: &[u8],
+    peer: PeerCertificate,
+) -> (u16, Value) {
     let params: Vec<(String, String)> =
         url::form_urlencoded::parse(body).map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
-    let mut seen = SeenTokenRequest { params, authorization: authorization.map(str::to_owned), assertion: None };
+    let mut seen = SeenTokenRequest {
+        params,
+        path: path.to_owned(),
+        authorization: authorization.map(str::to_owned),
+        client_certificate: peer.is_some(),
+        assertion: None,
+    };
     if let Some(assertion) = seen.param("client_assertion") {
         seen.assertion = decode_unverified(assertion);
     }
-    let result = grant(shared, &seen);
+    let result = grant(shared, &seen, peer.as_deref().map(Vec::as_slice));
     let mut state = shared.state();
     state.tokens.seen.push(seen);
     if let Some(forced) = state.tokens.answer.clone() {
@@ -161,11 +200,16 @@ pub(crate) fn answer(shared: &Shared, authorization: Option<&str>, body: &[u8]) 
     result.unwrap_or_else(|e| e)
 }
 
-fn grant(shared: &Shared, req: &SeenTokenRequest) -> Result<(u16, Value), (u16, Value)> {
+fn grant(shared: &Shared, req: &SeenTokenRequest, peer: Option<&[u8]>) -> Result<(u16, Value), (u16, Value)> {
     if req.param("grant_type") != Some("client_credentials") {
         return Err(error(400, "unsupported_grant_type", "only client_credentials"));
     }
-    let client = authenticate(shared, req)?;
+    let client = authenticate(shared, req, peer)?;
+    let binding = match (client.bound, peer) {
+        (false, _) => None,
+        (true, Some(der)) => Some(super::thumbprint(der)),
+        (true, None) => return Err(error(400, "invalid_grant", "this client's tokens need a client certificate")),
+    };
     let requested: Vec<&str> =
         req.param("scope").map(|s| s.split(' ').filter(|s| !s.is_empty()).collect()).unwrap_or_default();
     if let Some(unknown) = requested.iter().find(|s| !client.scopes.iter().any(|a| a == *s)) {
@@ -190,7 +234,11 @@ fn grant(shared: &Shared, req: &SeenTokenRequest) -> Result<(u16, Value), (u16, 
         (state.keys.get(&state.signing).cloned(), state.tokens.lifetime, state.tokens.expires_in)
     };
     let secs = lifetime.as_secs() as i64;
-    let token = super::TokenBuilder::new(&shared.issuer, key)
+    let mut token = super::TokenBuilder::new(&shared.issuer, key);
+    if let Some(thumbprint) = binding {
+        token = token.claim("cnf", json!({ "x5t#S256": thumbprint }));
+    }
+    let token = token
         .claim("sub", client.id.as_str())
         .claim("client_id", client.id.as_str())
         .claim("aud", aud)
@@ -206,13 +254,28 @@ fn grant(shared: &Shared, req: &SeenTokenRequest) -> Result<(u16, Value), (u16, 
     Ok((200, body))
 }
 
-fn authenticate(shared: &Shared, req: &SeenTokenRequest) -> Result<TestClient, (u16, Value)> {
+fn authenticate(shared: &Shared, req: &SeenTokenRequest, peer: Option<&[u8]>) -> Result<TestClient, (u16, Value)> {
     let invalid = |why: &str| error(401, "invalid_client", why);
     let basic = req.authorization.as_deref().and_then(|h| h.strip_prefix("Basic "));
     let post_secret = req.param("client_secret");
     let assertion = req.param("client_assertion");
     // RFC 6749 §2.3: one method per request.
-    if [basic.is_some(), post_secret.is_some(), assertion.is_some()].iter().filter(|m| **m).count() != 1 {
+    let methods = [basic.is_some(), post_secret.is_some(), assertion.is_some()].iter().filter(|m| **m).count();
+    if methods == 0 {
+        // RFC 8705 §2: only the certificate on the connection, at the mutual-TLS alias.
+        let id = req.param("client_id").ok_or_else(|| invalid("no client authentication"))?;
+        let client = shared.state().tokens.clients.iter().find(|c| c.id == id).cloned();
+        return match client {
+            Some(client @ TestClient { auth: TestClientAuth::TlsClientAuth(_), .. })
+                if req.path == "/mtls/token"
+                    && matches!(&client.auth, TestClientAuth::TlsClientAuth(der) if Some(der.as_slice()) == peer) =>
+            {
+                Ok(client)
+            }
+            _ => Err(invalid("client authentication failed")),
+        };
+    }
+    if methods != 1 {
         return Err(error(400, "invalid_request", "exactly one client authentication method"));
     }
     let (id, secret) = match basic {

@@ -710,90 +710,19 @@ impl ProviderOptions {
     /// and `127.0.0.1` made by `ca`, which is also the only trust anchor for client
     /// certificates. Registers `mtls-client` and `mtls-bound-client`.
     pub fn https(mut self, ca: &TestCa) -> Result<Self, HarnessError> {
-        self.tls = Some(ServerTls { server: ca.server_certificate()?, ca_pem: ca.cert_pem().to_owned() });
+        self.tls = Some(ServerTls {
+            server: ca.server_certificate().map_err(|e| HarnessError::Pki(e.to_string()))?,
+            ca_pem: ca.cert_pem().to_owned(),
+        });
         Ok(self)
     }
 }
 
-/// A certificate (PEM) and its private key (PKCS#8 PEM).
-#[derive(Clone)]
-pub struct IssuedCertificate {
-    /// The certificate.
-    pub cert_pem: String,
-    /// Its private key.
-    pub key_pem: String,
-}
-
-impl fmt::Debug for IssuedCertificate {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("IssuedCertificate").finish_non_exhaustive()
-    }
-}
-
-/// A test certificate authority (EC P-256): `basicConstraints CA:TRUE`, `keyCertSign`.
-pub struct TestCa {
-    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
-    cert_pem: String,
-}
-
-impl fmt::Debug for TestCa {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TestCa").finish_non_exhaustive()
-    }
-}
+/// Test certificates come from auth-core's test kit (one implementation for both suites).
+pub use auth_core::testkit::{IssuedCertificate, TestCa};
 
 fn pki(what: &str) -> impl Fn(rcgen::Error) -> HarnessError + '_ {
     move |e| HarnessError::Pki(format!("{what}: {e}"))
-}
-
-impl TestCa {
-    /// A new CA with subject `CN=<common_name>`.
-    pub fn new(common_name: &str) -> Result<TestCa, HarnessError> {
-        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(pki("CA key"))?;
-        let mut params = rcgen::CertificateParams::default();
-        params.distinguished_name = rcgen::DistinguishedName::new();
-        params.distinguished_name.push(rcgen::DnType::CommonName, common_name);
-        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        params.key_usages = vec![
-            rcgen::KeyUsagePurpose::KeyCertSign,
-            rcgen::KeyUsagePurpose::CrlSign,
-            rcgen::KeyUsagePurpose::DigitalSignature,
-        ];
-        let cert = params.self_signed(&key).map_err(pki("CA certificate"))?;
-        Ok(TestCa { issuer: rcgen::Issuer::new(params, key), cert_pem: cert.pem() })
-    }
-
-    /// The CA certificate (PEM).
-    pub fn cert_pem(&self) -> &str {
-        &self.cert_pem
-    }
-
-    /// A server certificate: `CN=localhost`, SAN `DNS:localhost`, `IP:127.0.0.1`, EKU
-    /// `serverAuth`.
-    pub fn server_certificate(&self) -> Result<IssuedCertificate, HarnessError> {
-        let mut params = rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-            .map_err(pki("server certificate"))?;
-        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
-        self.leaf(params, "localhost")
-    }
-
-    /// A client certificate whose subject is exactly `CN=<common_name>` (no SAN), EKU
-    /// `clientAuth`.
-    pub fn client_certificate(&self, common_name: &str) -> Result<IssuedCertificate, HarnessError> {
-        let mut params = rcgen::CertificateParams::default();
-        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
-        self.leaf(params, common_name)
-    }
-
-    fn leaf(&self, mut params: rcgen::CertificateParams, common_name: &str) -> Result<IssuedCertificate, HarnessError> {
-        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(pki("leaf key"))?;
-        params.distinguished_name = rcgen::DistinguishedName::new();
-        params.distinguished_name.push(rcgen::DnType::CommonName, common_name);
-        params.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
-        params.use_authority_key_identifier_extension = true;
-        let cert = params.signed_by(&key, &self.issuer).map_err(pki("leaf certificate"))?;
-        Ok(IssuedCertificate { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
-    }
 }
 
 /// A `private_key_jwt` client key (ES256, P-256): the private key for auth-core's
