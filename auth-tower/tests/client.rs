@@ -187,3 +187,51 @@ async fn a_tonic_channel_carries_the_token_and_reports_unavailable_without_one()
     let status = tonic_health::pb::health_client::HealthClient::new(channel).check(request()).await.unwrap_err();
     assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_unauthenticated_drops_the_token_so_the_next_call_carries_a_new_one() {
+    use auth_core::Algorithm;
+    use auth_core::testkit::TestKey;
+    let w = world().await;
+    let validator = Validator::builder()
+        .issuer(Issuer::discovery(w.idp.issuer()).audience(BILLING))
+        .unknown_kid_cooldown(Duration::ZERO)
+        .build()
+        .unwrap();
+    let (reporter, service) = tonic_health::server::health_reporter();
+    reporter.set_serving::<tonic_health::pb::health_server::HealthServer<tonic_health::server::HealthService>>().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let layer = AuthLayer::require_scopes(&validator, ["health:read"]).unwrap().on_rejection(GrpcRejection);
+    tokio::spawn(async move {
+        let _keep = reporter;
+        tonic::transport::Server::builder()
+            .layer(layer)
+            .add_service(service)
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener))
+            .await
+            .unwrap();
+    });
+    let tokens = TokenSource::builder("orders")
+        .issuer(w.idp.issuer())
+        .client_auth(ClientAuth::client_secret_basic("secret"))
+        .min_lifetime(Duration::from_millis(1))
+        .build()
+        .unwrap();
+    let target = tokens.target(TokenTarget::resource(BILLING).scope("health:read")).unwrap();
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
+    let channel = ServiceBuilder::new().layer(AttachTokenLayer::new(target)).service(channel);
+    let mut client = tonic_health::pb::health_client::HealthClient::new(channel);
+    let request = || tonic_health::pb::HealthCheckRequest { service: String::new() };
+    client.check(request()).await.unwrap();
+    // The issuer rotates and withdraws the key that signed the cached token.
+    w.idp.rotate(TestKey::generate(Algorithm::RS256, "rs256-2"));
+    w.idp.unpublish("rs256-1");
+    validator.warm_up().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let status = client.check(request()).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unauthenticated, "a gRPC body is a stream: not replayed");
+    let answer = client.check(request()).await.unwrap().into_inner();
+    assert_eq!(answer.status, 1, "the next call carries a new token");
+    assert_eq!(w.idp.token_requests(), 2);
+}
