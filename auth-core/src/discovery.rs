@@ -83,6 +83,11 @@ impl IssuerMetadata {
         Ok((document, true))
     }
 
+    /// Whether a document is kept (the next [`document`](Self::document) fetches nothing).
+    pub(crate) fn is_cached(&self) -> bool {
+        self.slot().is_some()
+    }
+
     /// Read the document again next time (an endpoint it named failed or moved).
     pub(crate) fn forget(&self) {
         *self.slot() = None;

@@ -418,10 +418,11 @@ impl KeySource {
             Origin::JwksUrl(url) => return Ok(url.clone()),
             Origin::Discovery(metadata) => metadata,
         };
-        let (document, fetched) = metadata.document(&self.fetcher).await.map_err(|e| format!("discovery: {e}"))?;
-        if fetched {
+        if !metadata.is_cached() {
+            // Counted as an attempt, whether it succeeds or not.
             self.metrics.source(SourceEvent::DiscoveryFetch, self.index);
         }
+        let (document, _) = metadata.document(&self.fetcher).await.map_err(|e| format!("discovery: {e}"))?;
         let jwks_uri = document.jwks_uri.as_deref().ok_or("discovery: the document has no jwks_uri")?;
         let url = Url::parse(jwks_uri).map_err(|_| "discovery: jwks_uri is not a URL".to_string())?;
         super::fetch::check_url(&url, self.settings.allow_insecure_http).map_err(|e| format!("discovery: {e}"))?;
