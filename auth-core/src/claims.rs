@@ -38,6 +38,9 @@ pub struct Claims {
     pub authorized_party: Option<String>,
     /// `scope` and `scp`, merged.
     pub scopes: Scopes,
+    /// `cnf.x5t#S256` (RFC 8705 §3.1): the thumbprint of the client certificate the token
+    /// is bound to.
+    pub certificate_thumbprint: Option<String>,
 }
 
 impl Claims {
@@ -70,12 +73,29 @@ impl Claims {
             client_id: optional(raw.client_id, "client_id", string)?,
             authorized_party: optional(raw.azp, "azp", string)?,
             scopes,
+            certificate_thumbprint: raw.cnf.map(confirmation).transpose()?,
         })
     }
 
     /// The calling client: `client_id`, else `azp`, else `sub`.
     pub fn client(&self) -> Option<&str> {
         self.client_id.as_deref().or(self.authorized_party.as_deref()).or(self.subject.as_deref())
+    }
+}
+
+/// `cnf` (RFC 7800): only a certificate thumbprint (`x5t#S256`, RFC 8705) is checked
+/// here; any other confirmation (a DPoP key's `jkt`, a `jwk`) is refused, never ignored.
+fn confirmation(raw: &RawValue) -> Result<String, TokenError> {
+    let Ok(members) = serde_json::from_str::<std::collections::HashMap<String, serde_json::Value>>(raw.get()) else {
+        return Err(TokenError::invalid("cnf"));
+    };
+    if members.len() != 1 {
+        return Err(TokenError::SenderConstrained);
+    }
+    match members.get("x5t#S256") {
+        Some(serde_json::Value::String(thumbprint)) if !thumbprint.is_empty() => Ok(thumbprint.clone()),
+        Some(_) => Err(TokenError::invalid("cnf")),
+        None => Err(TokenError::SenderConstrained),
     }
 }
 
@@ -143,7 +163,7 @@ fn numeric_date(raw: &RawValue) -> Option<i64> {
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]
-pub struct Principal(Arc<PrincipalInner>);
+pub struct Principal(Arc<PrincipalInner>, Option<Arc<crate::ClientCertificate>>);
 
 struct PrincipalInner {
     claims: Claims,
@@ -154,7 +174,7 @@ struct PrincipalInner {
 
 impl Principal {
     pub(crate) fn new(claims: Claims, algorithm: Algorithm, key_id: Option<String>, payload: String) -> Self {
-        Principal(Arc::new(PrincipalInner { claims, algorithm, key_id, payload: payload.into_boxed_str() }))
+        Principal(Arc::new(PrincipalInner { claims, algorithm, key_id, payload: payload.into_boxed_str() }), None)
     }
 
     /// The standard claims.
@@ -187,6 +207,24 @@ impl Principal {
         self.0.key_id.as_deref()
     }
 
+    /// The client certificate the request came with (the connection's, or one forwarded by
+    /// a trusted proxy), if any: its thumbprint and SPIFFE ID. For a certificate-bound
+    /// token it is the certificate the token is bound to.
+    pub fn client_certificate(&self) -> Option<&crate::ClientCertificate> {
+        self.1.as_deref()
+    }
+
+    /// The SPIFFE ID of the request's client certificate (a service-mesh identity), if any.
+    pub fn spiffe_id(&self) -> Option<&str> {
+        self.1.as_deref().and_then(crate::ClientCertificate::spiffe_id)
+    }
+
+    /// The same principal, for a request that came with `certificate`.
+    pub(crate) fn with_certificate(mut self, certificate: Option<Arc<crate::ClientCertificate>>) -> Self {
+        self.1 = certificate;
+        self
+    }
+
     /// The verified claims as JSON text, for your own parsing.
     pub fn claims_json(&self) -> &str {
         &self.0.payload
@@ -205,6 +243,7 @@ impl Principal {
             + opt(&c.client_id)
             + opt(&c.authorized_party)
             + opt(&self.0.key_id)
+            + opt(&c.certificate_thumbprint)
             + c.scopes.iter().map(|s| s.len() + std::mem::size_of::<Box<str>>()).sum::<usize>()
     }
 
@@ -222,6 +261,7 @@ impl std::fmt::Debug for Principal {
             .field("claims", &self.0.claims)
             .field("algorithm", &self.0.algorithm)
             .field("key_id", &self.0.key_id)
+            .field("client_certificate", &self.1)
             .finish()
     }
 }

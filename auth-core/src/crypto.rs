@@ -69,6 +69,27 @@ pub(crate) fn tls_client_config_with(
     Ok(config)
 }
 
+/// The RFC 8705 §3.1 thumbprint of a certificate: unpadded base64url of SHA-256 over its DER.
+pub(crate) fn thumbprint(der: &[u8]) -> String {
+    use base64::Engine as _;
+    #[cfg(feature = "aws-lc-rs")]
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der);
+    #[cfg(all(feature = "rust-crypto", not(feature = "aws-lc-rs")))]
+    let digest = <sha2::Sha256 as sha2::Digest>::digest(der);
+    #[cfg(not(any(feature = "aws-lc-rs", feature = "rust-crypto")))]
+    let digest: [u8; 0] = {
+        let _ = der;
+        []
+    };
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest)
+}
+
+/// Equality that takes the same time wherever the inputs differ.
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    use subtle::ConstantTimeEq as _;
+    a.ct_eq(b).into()
+}
+
 /// Signs `header.claims` (both JSON texts) with this build's provider: client assertions
 /// (RFC 7523). The caller checked that `key` fits `alg`'s family.
 #[cfg(feature = "client")]

@@ -168,6 +168,11 @@ pub(crate) struct WarnBudget {
 impl WarnBudget {
     const PER_SECOND: u64 = 10;
 
+    /// Whether a warn line may be logged now (one of this second's budget).
+    pub(crate) fn allow(&self) -> bool {
+        self.take().is_some()
+    }
+
     /// `Some(suppressed so far)` when a line may be logged now.
     fn take(&self) -> Option<u64> {
         let second = self.origin.get_or_init(Instant::now).elapsed().as_secs();

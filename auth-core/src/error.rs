@@ -128,11 +128,18 @@ pub enum TokenError {
     /// A claim has the wrong JSON type or an out-of-range value.
     #[error("the token's claim {0} is invalid")]
     InvalidClaim(ClaimName),
-    /// The token is bound to a sender (`cnf`: a client certificate or a DPoP key), which
-    /// this library does not check yet: accepting it as a plain bearer token would defeat
-    /// the binding (RFC 8705 §3, RFC 9449 §7.2).
-    #[error("sender-constrained tokens are not supported")]
+    /// The token is bound to a sender in a way that is not checked here (a DPoP key, or a
+    /// certificate with [`BindingMode::Off`](crate::BindingMode::Off)): accepting it as a
+    /// plain bearer token would defeat the binding (RFC 8705 §3, RFC 9449 §7.2).
+    #[error("sender-constrained tokens of this kind are not accepted")]
     SenderConstrained,
+    /// The token is bound to a client certificate (RFC 8705 `cnf.x5t#S256`) that the
+    /// request did not present (another certificate, or none).
+    #[error("the token is bound to a client certificate this request does not present")]
+    CertificateMismatch,
+    /// The token is not bound to a client certificate, and this API requires that.
+    #[error("the token is not bound to a client certificate, as this API requires")]
+    CertificateBindingRequired,
     /// The claims do not fit the application's claims type (adapters' typed extractors).
     #[error("the token's claims do not have the expected shape")]
     UnexpectedClaims,
@@ -193,13 +200,14 @@ pub enum RejectReason {
     MissingClaim,
     InvalidClaim,
     SenderConstrained,
+    CertificateBinding,
     InsufficientScope,
     KeysUnavailable,
 }
 
 impl RejectReason {
     /// Every reason, in a fixed order (the order of [`MetricsSnapshot::rejections`](crate::MetricsSnapshot)).
-    pub const ALL: [RejectReason; 24] = [
+    pub const ALL: [RejectReason; 25] = [
         RejectReason::MissingToken,
         RejectReason::UnsupportedScheme,
         RejectReason::InvalidRequest,
@@ -222,6 +230,7 @@ impl RejectReason {
         RejectReason::MissingClaim,
         RejectReason::InvalidClaim,
         RejectReason::SenderConstrained,
+        RejectReason::CertificateBinding,
         RejectReason::InsufficientScope,
         RejectReason::KeysUnavailable,
     ];
@@ -251,6 +260,7 @@ impl RejectReason {
             RejectReason::MissingClaim => "missing_claim",
             RejectReason::InvalidClaim => "invalid_claim",
             RejectReason::SenderConstrained => "sender_constrained",
+            RejectReason::CertificateBinding => "certificate_binding",
             RejectReason::InsufficientScope => "insufficient_scope",
             RejectReason::KeysUnavailable => "keys_unavailable",
         }
@@ -324,6 +334,9 @@ impl AuthError {
                 TokenError::MissingClaim(_) => RejectReason::MissingClaim,
                 TokenError::InvalidClaim(_) | TokenError::UnexpectedClaims => RejectReason::InvalidClaim,
                 TokenError::SenderConstrained => RejectReason::SenderConstrained,
+                TokenError::CertificateMismatch | TokenError::CertificateBindingRequired => {
+                    RejectReason::CertificateBinding
+                }
             },
         }
     }

@@ -40,6 +40,7 @@
 
 mod algorithm;
 mod cache;
+mod certificate;
 mod claims;
 #[cfg(feature = "client")]
 pub mod client;
@@ -64,6 +65,7 @@ mod work;
 pub mod testkit;
 
 pub use algorithm::Algorithm;
+pub use certificate::{BindingMode, CertificateError, ClientCertificate};
 pub use claims::{Claims, Principal};
 pub use config::{Issuer, TypPolicy};
 pub use credentials::{CredentialSources, bearer_token};

@@ -107,9 +107,10 @@ impl AccessPolicy {
         };
         // The cache first: a hit is a token that passed every check, its alphabet included
         // (see `Credential`), so the scan of the whole token is for misses only.
+        let certificate = validator.presented_certificate(request);
         let hash = match validator.lookup(credential.token) {
             Lookup::Hit { principal, issuer } => {
-                return match validator.authorize_principal(principal, issuer, self.scopes.as_ref()) {
+                return match validator.authorize_principal(principal, issuer, self.scopes.as_ref(), certificate) {
                     Ok(principal) => Decision::Admit(Admission::of(Some(principal))),
                     Err(refusal) => Decision::Refuse(refusal),
                 };
@@ -126,7 +127,7 @@ impl AccessPolicy {
             token::split(token).map(|segments| SplitToken::new(token, segments)).map_err(AuthError::from)
         });
         match split {
-            Ok(token) => Decision::Verify(Verification { policy: self.clone(), token, hash }),
+            Ok(token) => Decision::Verify(Verification { policy: self.clone(), token, hash, certificate }),
             Err(err) => Decision::Refuse(validator.refuse(err.into())),
         }
     }
@@ -151,6 +152,7 @@ pub struct Verification {
     policy: AccessPolicy,
     token: SplitToken,
     hash: Option<crate::cache::TokenHash>,
+    certificate: Option<std::sync::Arc<crate::ClientCertificate>>,
 }
 
 impl Verification {
@@ -160,7 +162,13 @@ impl Verification {
         let policy = &self.policy;
         policy
             .validator
-            .verify_and_admit(self.token.as_str(), self.token.segments(), self.hash, policy.scopes.as_ref())
+            .verify_and_admit(
+                self.token.as_str(),
+                self.token.segments(),
+                self.hash,
+                policy.scopes.as_ref(),
+                self.certificate.clone(),
+            )
             .await
             .map(|principal| Admission::of(Some(principal)))
     }

@@ -3,6 +3,9 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::certificate::ClientCertificate;
 
 /// Header lookup by name.
 ///
@@ -44,13 +47,13 @@ pub struct RequestContext<'a, H: ?Sized> {
     original_target: Option<&'a str>,
     headers: &'a H,
     peer_addr: Option<SocketAddr>,
-    client_cert_thumbprint: Option<&'a str>,
+    client_certificate: Option<&'a Arc<ClientCertificate>>,
 }
 
 impl<'a, H: Headers + ?Sized> RequestContext<'a, H> {
     /// A request with its method, its target as received (path and query), and headers.
     pub fn new(method: &'a str, target: &'a str, headers: &'a H) -> Self {
-        RequestContext { method, target, original_target: None, headers, peer_addr: None, client_cert_thumbprint: None }
+        RequestContext { method, target, original_target: None, headers, peer_addr: None, client_certificate: None }
     }
 
     /// The target before a router rewrote it (axum's `OriginalUri` under `Router::nest`).
@@ -65,9 +68,10 @@ impl<'a, H: Headers + ?Sized> RequestContext<'a, H> {
         self
     }
 
-    /// The connection's client certificate thumbprint (base64url SHA-256 of the DER).
-    pub fn client_cert_thumbprint(mut self, thumbprint: &'a str) -> Self {
-        self.client_cert_thumbprint = Some(thumbprint);
+    /// The connection's client certificate (read once per connection, see
+    /// [`ClientCertificate::from_der`]): it wins over any forwarded-certificate header.
+    pub fn client_certificate(mut self, certificate: &'a Arc<ClientCertificate>) -> Self {
+        self.client_certificate = Some(certificate);
         self
     }
 
@@ -96,9 +100,9 @@ impl<'a, H: Headers + ?Sized> RequestContext<'a, H> {
         self.peer_addr
     }
 
-    /// The connection's client certificate thumbprint, when there is one.
-    pub fn client_certificate(&self) -> Option<&'a str> {
-        self.client_cert_thumbprint
+    /// The connection's client certificate, when there is one.
+    pub fn connection_certificate(&self) -> Option<&'a Arc<ClientCertificate>> {
+        self.client_certificate
     }
 }
 
@@ -109,7 +113,7 @@ impl<H: ?Sized> fmt::Debug for RequestContext<'_, H> {
             .field("method", &self.method)
             .field("path", &self.target.split_once('?').map_or(self.target, |(path, _)| path))
             .field("peer_addr", &self.peer_addr)
-            .field("client_certificate", &self.client_cert_thumbprint.is_some())
+            .field("client_certificate", &self.client_certificate.is_some())
             .finish_non_exhaustive()
     }
 }

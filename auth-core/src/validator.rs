@@ -10,6 +10,7 @@ use serde::de::IgnoredAny;
 
 use crate::algorithm::AlgorithmSet;
 use crate::cache::{Entry, TokenCache, TokenHash};
+use crate::certificate::{BindingMode, ClientCertificate, TrustedProxies};
 use crate::claims::{Claims, Principal};
 use crate::clock::unix_now;
 use crate::config::{Issuer, KeySourceConfig, Settings, TypPolicy};
@@ -51,6 +52,10 @@ struct Inner {
     settings: Arc<Settings>,
     metrics: Arc<Metrics>,
     warn_budget: WarnBudget,
+    binding: BindingMode,
+    trusted: TrustedProxies,
+    /// Forwarded-certificate headers from untrusted peers: logged at a bounded rate.
+    proxy_warnings: WarnBudget,
 }
 
 impl std::fmt::Debug for Validator {
@@ -64,6 +69,14 @@ impl std::fmt::Debug for Validator {
 }
 
 impl Validator {
+    /// The certificate a request comes with (see [`crate::certificate::presented`]).
+    pub(crate) fn presented_certificate<H: crate::Headers + ?Sized>(
+        &self,
+        request: &crate::RequestContext<'_, H>,
+    ) -> Option<Arc<ClientCertificate>> {
+        crate::certificate::presented(request, &self.inner.trusted, &self.inner.proxy_warnings).certificate
+    }
+
     /// The metadata document of `issuer` when its keys come by discovery (shared with a
     /// token source of the same issuer).
     #[cfg_attr(not(feature = "client"), allow(dead_code))]
@@ -119,6 +132,8 @@ pub struct ValidatorBuilder {
     issuers: Vec<Issuer>,
     settings: Settings,
     client: Option<reqwest::Client>,
+    binding: BindingMode,
+    trusted_proxies: Vec<String>,
 }
 
 impl std::fmt::Debug for ValidatorBuilder {
@@ -231,11 +246,33 @@ impl ValidatorBuilder {
         self
     }
 
+    /// How certificate-bound tokens (RFC 8705, `cnf.x5t#S256`) are treated (default
+    /// [`BindingMode::IfPresent`]: a bound token must come with its certificate).
+    pub fn certificate_binding(mut self, mode: BindingMode) -> Self {
+        self.binding = mode;
+        self
+    }
+
+    /// The proxies (CIDRs, or single addresses) whose forwarded client certificates are
+    /// believed: RFC 9440 `Client-Cert` and Envoy's `x-forwarded-client-cert`, when the
+    /// socket peer is in one of these ranges. From anyone else those headers are ignored
+    /// (and logged at `warn`). Default: none.
+    pub fn trusted_proxies<I, S>(mut self, ranges: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.trusted_proxies = ranges.into_iter().map(Into::into).collect();
+        self
+    }
+
     /// Checks the configuration and builds the validator. Does no network I/O.
     pub fn build(self) -> Result<Validator, ConfigError> {
         // Fails without a backend; installs jsonwebtoken's default (see `crypto`).
         crate::crypto::provider()?;
         self.settings.check()?;
+        let trusted = TrustedProxies::parse(&self.trusted_proxies)?;
+        let binding = self.binding;
         if self.issuers.is_empty() {
             return Err(ConfigError::NoIssuer);
         }
@@ -314,14 +351,32 @@ impl ValidatorBuilder {
             });
         }
         let warn_budget = WarnBudget::default();
-        Ok(Validator { inner: Arc::new(Inner { issuers, by_name, cache, settings, metrics, warn_budget }) })
+        Ok(Validator {
+            inner: Arc::new(Inner {
+                issuers,
+                by_name,
+                cache,
+                settings,
+                metrics,
+                warn_budget,
+                binding,
+                trusted,
+                proxy_warnings: WarnBudget::default(),
+            }),
+        })
     }
 }
 
 impl Validator {
     /// Starts a builder with the defaults.
     pub fn builder() -> ValidatorBuilder {
-        ValidatorBuilder { issuers: Vec::new(), settings: Settings::default(), client: None }
+        ValidatorBuilder {
+            issuers: Vec::new(),
+            settings: Settings::default(),
+            client: None,
+            binding: BindingMode::default(),
+            trusted_proxies: Vec::new(),
+        }
     }
 
     /// Validates a bearer token: shape, header, issuer, claims, key and signature.
@@ -329,23 +384,43 @@ impl Validator {
     /// Returns quickly without I/O when the key is cached. May fetch the issuer's keys
     /// (shared with concurrent callers, bounded by the cooldown and the fetch timeout).
     /// The outcome is counted and logged like a request's.
+    ///
+    /// No client certificate comes with it: a certificate-bound token is refused (see
+    /// [`Validator::validate_with_certificate`]).
     pub async fn validate(&self, token: &str) -> Result<Principal, AuthError> {
-        self.decide_token(token, None).await.map_err(|refusal| refusal.error)
+        self.decide_token(token, None, None).await.map_err(|refusal| refusal.error)
+    }
+
+    /// Validates a token presented with `certificate` (the request's client certificate):
+    /// a token bound to it (RFC 8705) passes.
+    pub async fn validate_with_certificate(
+        &self,
+        token: &str,
+        certificate: &Arc<ClientCertificate>,
+    ) -> Result<Principal, AuthError> {
+        self.decide_token(token, None, Some(certificate.clone())).await.map_err(|refusal| refusal.error)
     }
 
     /// Validates, then checks the scope requirement (403 `insufficient_scope` when unmet).
     pub async fn authorize(&self, token: &str, required: &ScopeRequirement) -> Result<Principal, AuthError> {
-        self.decide_token(token, Some(required)).await.map_err(|refusal| refusal.error)
+        self.decide_token(token, Some(required), None).await.map_err(|refusal| refusal.error)
     }
 
-    async fn decide_token(&self, token: &str, scopes: Option<&ScopeRequirement>) -> Result<Principal, Refusal> {
+    async fn decide_token(
+        &self,
+        token: &str,
+        scopes: Option<&ScopeRequirement>,
+        certificate: Option<Arc<ClientCertificate>>,
+    ) -> Result<Principal, Refusal> {
         let hash = match self.lookup(token.as_bytes()) {
-            Lookup::Hit { principal, issuer } => return self.authorize_principal(principal, issuer, scopes),
+            Lookup::Hit { principal, issuer } => {
+                return self.authorize_principal(principal, issuer, scopes, certificate);
+            }
             Lookup::TooLarge => return Err(self.refuse(TokenError::TooLarge.into())),
             Lookup::Miss(hash) => hash,
         };
         let segments = token::split(token).map_err(|err| self.refuse(err.into()))?;
-        self.verify_and_admit(token, segments, hash, scopes).await
+        self.verify_and_admit(token, segments, hash, scopes, certificate).await
     }
 
     /// The step every request takes first, without I/O: the size cap, then the
@@ -377,6 +452,7 @@ impl Validator {
         segments: token::Segments<'_>,
         hash: Option<TokenHash>,
         scopes: Option<&ScopeRequirement>,
+        certificate: Option<Arc<ClientCertificate>>,
     ) -> Result<Principal, Refusal> {
         match self.verify(segments).await {
             Ok(verified) => {
@@ -385,7 +461,7 @@ impl Validator {
                         Entry::new(verified.principal.clone(), verified.issuer, verified.key, verified.valid_until);
                     cache.insert(token, hash, entry);
                 }
-                self.authorize_principal(verified.principal, verified.issuer, scopes)
+                self.authorize_principal(verified.principal, verified.issuer, scopes, certificate)
             }
             Err(failure) => Err(self.refuse(failure)),
         }
@@ -397,7 +473,26 @@ impl Validator {
         principal: Principal,
         issuer: usize,
         scopes: Option<&ScopeRequirement>,
+        certificate: Option<Arc<ClientCertificate>>,
     ) -> Result<Principal, Refusal> {
+        // The binding first, on every request (cache hit or not): RFC 8705 §3.
+        let bound = principal.claims().certificate_thumbprint.as_deref();
+        let binding = match (self.inner.binding, bound, certificate.as_deref()) {
+            (BindingMode::Off, Some(_), _) => Err(TokenError::SenderConstrained),
+            (BindingMode::Required, None, _) => Err(TokenError::CertificateBindingRequired),
+            (_, Some(thumbprint), Some(presented)) if presented.matches(thumbprint) => Ok(()),
+            (_, Some(_), _) => Err(TokenError::CertificateMismatch),
+            (_, None, _) => Ok(()),
+        };
+        if let Err(err) = binding {
+            return Err(self.refuse(Failure {
+                error: err.into(),
+                issuer: Some(issuer),
+                kid: principal.key_id().map(Into::into),
+                client: principal.claims().client().map(shortened),
+            }));
+        }
+        let principal = principal.with_certificate(certificate);
         if let Some(required) = scopes
             && !required.is_satisfied_by(principal.scopes())
         {
@@ -555,11 +650,9 @@ fn check_claims(
     payload: &str,
     now: i64,
 ) -> Result<i64, TokenError> {
-    // Until certificate and DPoP bindings are checked, a bound token is refused rather
-    // than accepted as a plain bearer token.
-    if raw.cnf.is_some() {
-        return Err(TokenError::SenderConstrained);
-    }
+    // A certificate binding (`cnf.x5t#S256`) is checked per request, cache hit or not
+    // (`Validator::authorize_principal`): a cached token is only as good as the
+    // certificate presented with it.
     let leeway = issuer.leeway;
     // RFC 7519 §4.1.4: not accepted on or after exp.
     if now >= claims.expires_at.saturating_add(leeway) {

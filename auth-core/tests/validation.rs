@@ -637,17 +637,20 @@ fn check_cached<'a>(
 #[tokio::test]
 async fn item08_sender_constrained_tokens_are_refused() {
     let (idp, validator) = setup(|idp| idp.jwks_issuer()).await;
-    for cnf in [
-        json!({"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"}),
-        json!({"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}),
-        json!({}),
-    ] {
+    // DPoP (`jkt`) and confirmations of unknown kinds: never accepted as bearer tokens.
+    for cnf in [json!({"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}), json!({}), json!({"x5t": "abc"})] {
         let token = idp.token().claim("cnf", cnf.clone()).sign();
         let err = validator.validate(&token).await.unwrap_err();
         assert_eq!((err.status(), err.error_code()), (401, Some("invalid_token")), "{cnf}");
         assert_eq!(err.reason(), RejectReason::SenderConstrained, "{cnf}");
-        assert_eq!(err.to_string(), "sender-constrained tokens are not supported");
+        assert_eq!(err.to_string(), "sender-constrained tokens of this kind are not accepted");
     }
+    // A certificate-bound token without its certificate (tests/binding.rs has the rest).
+    let bound = idp.token().claim("cnf", json!({"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"})).sign();
+    let err = validator.validate(&bound).await.unwrap_err();
+    assert_eq!((err.status(), err.error_code()), (401, Some("invalid_token")));
+    assert_eq!(err.reason(), RejectReason::CertificateBinding);
+    assert!(!err.to_string().contains("bwcK0"), "the thumbprint is never named");
     validator.validate(&idp.token().sign()).await.unwrap();
 }
 
