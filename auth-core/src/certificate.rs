@@ -103,6 +103,29 @@ impl fmt::Debug for ClientCertificate {
     }
 }
 
+/// A rustls server configuration for serving HTTPS that asks for client certificates:
+/// the server's `chain_pem` (leaf first) and `key_pem`, and with `client_ca_pem`, client
+/// certificates requested (not required: an unbound caller may still connect) and
+/// verified against those CAs. On this build's crypto backend; for the adapters' serving
+/// (`auth_tower::tls::serve`, actix-web's `bind_rustls_0_23`).
+///
+/// ```no_run
+/// # fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let config = auth_core::tls_server_config(
+///     &std::fs::read("server.pem")?,
+///     &std::fs::read("server.key")?,
+///     Some(&std::fs::read("clients-ca.pem")?),
+/// )?;
+/// # Ok(()) }
+/// ```
+pub fn tls_server_config(
+    chain_pem: &[u8],
+    key_pem: &[u8],
+    client_ca_pem: Option<&[u8]>,
+) -> Result<rustls::ServerConfig, crate::ConfigError> {
+    crate::crypto::tls_server_config(chain_pem, key_pem, client_ca_pem)
+}
+
 /// The address ranges whose forwarded-certificate headers are believed.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct TrustedProxies(Vec<ipnet::IpNet>);

@@ -113,6 +113,50 @@ pub(crate) fn sign_jwt(
     Ok(message)
 }
 
+/// A TLS server configuration on this build's rustls provider: `chain_pem` (leaf first)
+/// and `key_pem`, and with `client_ca_pem`, client certificates requested (not required:
+/// a request without one is an unbound caller) and verified against those CAs.
+pub(crate) fn tls_server_config(
+    chain_pem: &[u8],
+    key_pem: &[u8],
+    client_ca_pem: Option<&[u8]>,
+) -> Result<rustls::ServerConfig, ConfigError> {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let invalid = |what: &str, e: &dyn std::fmt::Display| ConfigError::ClientKey(format!("{what}: {e}"));
+    let provider = Arc::new(tls_provider()?);
+    let chain = CertificateDer::pem_slice_iter(chain_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| invalid("server certificate", &e))?;
+    if chain.is_empty() {
+        return Err(ConfigError::ClientKey("server certificate: no CERTIFICATE in the PEM".into()));
+    }
+    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| invalid("server key", &e))?;
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| invalid("TLS", &e))?;
+    let builder = match client_ca_pem {
+        None => builder.with_no_client_auth(),
+        Some(pem) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for ca in CertificateDer::pem_slice_iter(pem) {
+                roots.add(ca.map_err(|e| invalid("client CA", &e))?).map_err(|e| invalid("client CA", &e))?;
+            }
+            if roots.is_empty() {
+                return Err(ConfigError::ClientKey("client CA: no CERTIFICATE in the PEM".into()));
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .allow_unauthenticated()
+                .build()
+                .map_err(|e| invalid("client CA", &e))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut config = builder.with_single_cert(chain, key).map_err(|e| invalid("server certificate", &e))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}
+
 fn tls_provider() -> Result<rustls::crypto::CryptoProvider, ConfigError> {
     #[cfg(feature = "aws-lc-rs")]
     return Ok(rustls::crypto::aws_lc_rs::default_provider());

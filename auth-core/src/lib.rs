@@ -65,7 +65,7 @@ mod work;
 pub mod testkit;
 
 pub use algorithm::Algorithm;
-pub use certificate::{BindingMode, CertificateError, ClientCertificate};
+pub use certificate::{BindingMode, CertificateError, ClientCertificate, tls_server_config};
 pub use claims::{Claims, Principal};
 pub use config::{Issuer, TypPolicy};
 pub use credentials::{CredentialSources, bearer_token};

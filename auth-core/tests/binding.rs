@@ -8,8 +8,7 @@ use std::sync::Arc;
 
 use auth_core::testkit::{IssuedCertificate, TestCa, TestIssuer};
 use auth_core::{
-    AccessPolicy, Admission, BindingMode, ClientCertificate, Decision, RejectReason, Refusal, RequestContext,
-    Validator,
+    AccessPolicy, Admission, BindingMode, ClientCertificate, Decision, Refusal, RejectReason, RequestContext, Validator,
 };
 use base64::Engine as _;
 use serde_json::json;
@@ -135,7 +134,10 @@ fn client_cert_header(cert: &IssuedCertificate) -> (&'static str, String) {
 fn xfcc_header(cert: &IssuedCertificate) -> (&'static str, String) {
     // Envoy percent-encodes the PEM (a space is %20).
     let pem = url::form_urlencoded::byte_serialize(cert.cert_pem.as_bytes()).collect::<String>().replace('+', "%20");
-    ("x-forwarded-client-cert", format!("By=spiffe://mesh.test/far;Hash={};URI=spiffe://far,Cert=\"{pem}\"", "0".repeat(64)))
+    (
+        "x-forwarded-client-cert",
+        format!("By=spiffe://mesh.test/far;Hash={};URI=spiffe://far,Cert=\"{pem}\"", "0".repeat(64)),
+    )
 }
 
 #[tokio::test]
@@ -162,7 +164,8 @@ async fn forwarded_certificates_count_only_from_trusted_proxies() {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    let xfcc = ("x-forwarded-client-cert", format!("Hash={};URI=spiffe://far,Hash={hex};URI=spiffe://near", "f".repeat(64)));
+    let xfcc =
+        ("x-forwarded-client-cert", format!("Hash={};URI=spiffe://far,Hash={hex};URI=spiffe://near", "f".repeat(64)));
     let admitted = call(&policy, &token, None, PROXY, &[xfcc]).await.unwrap();
     assert_eq!(admitted.principal.as_ref().unwrap().spiffe_id(), Some("spiffe://near"));
     // The connection's own certificate wins over any header.

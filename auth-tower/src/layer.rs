@@ -145,6 +145,8 @@ where
         // Use the service that was driven to readiness; leave a fresh clone in its place.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
+        #[cfg(feature = "tonic-tls")]
+        crate::certificate::from_tonic(&mut request);
         let decision = self.policy.decide(&context(&request));
         match decision {
             Decision::Admit(admission) => {
@@ -190,7 +192,16 @@ fn context<B>(request: &Request<B>) -> RequestContext<'_, http::HeaderMap> {
         Some(peer) => context.peer_addr(peer.0),
         None => context,
     };
-    context
+    // The connection's client certificate and peer, as the serving helper
+    // (`auth_tower::tls`) or the tonic support put them in the extensions.
+    let extensions = request.extensions();
+    match extensions.get::<crate::certificate::Connection>() {
+        Some(connection) => match &connection.certificate {
+            Some(certificate) => context.peer_addr(connection.peer).client_certificate(certificate),
+            None => context.peer_addr(connection.peer),
+        },
+        None => context,
+    }
 }
 
 /// Hands the request's principal (and the proof the layer ran) to the extractors;

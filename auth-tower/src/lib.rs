@@ -27,7 +27,10 @@
 //! (auth-core's crypto backend), `metrics` (decisions through the `metrics` facade),
 //! `original-uri` (axum's `OriginalUri` into the request context), `client` (the calling
 //! side: [`client::AttachTokenLayer`] puts the service's own token on outbound requests),
-//! `tonic` (with `client`: a missing token is a `tonic::Status` `UNAVAILABLE`).
+//! `tonic` (with `client`: a missing token is a `tonic::Status` `UNAVAILABLE`),
+//! `tonic-tls` (the client certificate of tonic's TLS connections, for certificate-bound
+//! tokens), `tls`
+//! ([`tls::serve`]: an axum router over HTTPS with each connection's client certificate).
 //!
 //! On success the verified [`Principal`] is in the request extensions (for tonic:
 //! `request.extensions().get::<Principal>()`). On failure the inner service is not
@@ -35,13 +38,17 @@
 //! body decided by `auth-core` (or what your [`OnRejection`] makes of them).
 #![forbid(unsafe_code)]
 
+mod certificate;
 #[cfg(feature = "client")]
 pub mod client;
 #[cfg(feature = "axum")]
 mod extract;
 mod layer;
 mod rejection;
+#[cfg(feature = "tls")]
+pub mod tls;
 
+pub use certificate::Connection;
 #[cfg(feature = "axum")]
 pub use extract::{Authenticated, ExtractorRejection, TypedClaims};
 pub use layer::{AuthLayer, AuthService, ResponseBody, ResponseFuture};
