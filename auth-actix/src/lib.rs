@@ -54,10 +54,22 @@
 //! actix-web maps every extractor error to `None`, so a route that forgot the middleware
 //! would look anonymous (the extractor still logs it with `tracing::error!`).
 //!
+//! # Certificate-bound tokens (RFC 8705)
+//!
+//! Tokens bound to a client certificate (`cnf.x5t#S256`) are checked against the
+//! request's certificate, as [`ValidatorBuilder::certificate_binding`](auth_core::ValidatorBuilder::certificate_binding)
+//! says. With TLS terminated in the service, the `rustls` feature's [`client_certificate`]
+//! hook (`HttpServer::on_connect(auth_actix::client_certificate)`) reads the connection's
+//! certificate once; behind a proxy that terminates TLS, the validator's
+//! [`trusted_proxies`](auth_core::ValidatorBuilder::trusted_proxies) believe its
+//! `Client-Cert` or `x-forwarded-client-cert` header.
+//!
 //! # Features
 //!
 //! - `aws-lc-rs` (default) / `rust-crypto`: auth-core's crypto backend.
 //! - `metrics`: auth-core's decisions through the `metrics` facade.
+//! - `rustls`: [`client_certificate`], the `on_connect` hook for `bind_rustls_0_23`
+//!   (enables actix-web's `rustls-0_23`; no rustls crypto provider is chosen).
 //! - `test-util`: re-exports [`auth_core::testkit`] as `auth_actix::testkit`, an
 //!   in-process OpenID issuer for your tests.
 #![forbid(unsafe_code)]
@@ -65,14 +77,18 @@
 mod extract;
 mod middleware;
 mod response;
+#[cfg(feature = "rustls")]
+mod tls;
 
 pub use extract::{Authenticated, MaybeAuthenticated, TypedClaims};
 pub use middleware::{AuthMiddleware, AuthMiddlewareService};
 pub use response::rejection_response;
+#[cfg(feature = "rustls")]
+pub use tls::client_certificate;
 
 pub use auth_core::{
-    AccessPolicy, AuthError, Claims, ConfigError, Issuer, Principal, Refusal, Rejection, ScopeRequirement, Scopes,
-    Validator,
+    AccessPolicy, AuthError, BindingMode, Claims, ClientCertificate, ConfigError, Issuer, Principal, Refusal,
+    Rejection, ScopeRequirement, Scopes, Validator,
 };
 
 #[cfg(feature = "test-util")]

@@ -13,7 +13,10 @@ use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forwar
 use actix_web::http::header;
 use actix_web::{Error, HttpMessage, HttpResponse};
 
-use auth_core::{AccessPolicy, Admission, AuthError, Decision, Headers, Principal, Refusal, Rejection, RequestContext};
+use auth_core::{
+    AccessPolicy, Admission, AuthError, ClientCertificate, Decision, Headers, Principal, Refusal, Rejection,
+    RequestContext,
+};
 use futures_util::future::LocalBoxFuture;
 use pin_project_lite::pin_project;
 
@@ -21,7 +24,9 @@ use crate::response::{ErrorHandler, rejection_response};
 
 /// actix-web middleware that authenticates every request against an [`AccessPolicy`].
 ///
-/// It hands the request (method, target, headers, peer) to
+/// It hands the request (method, target, headers, peer and, when the connection has one,
+/// its client certificate: an `Arc<ClientCertificate>` in the connection data, put there
+/// by [`client_certificate`](crate::client_certificate) with the `rustls` feature) to
 /// [`AccessPolicy::decide`] and then either
 ///
 /// - passes the request on, with the verified [`Principal`] (or, for an
@@ -201,6 +206,12 @@ where
             let context = RequestContext::new(req.method().as_str(), target, &headers);
             let context = match req.peer_addr() {
                 Some(peer) => context.peer_addr(peer),
+                None => context,
+            };
+            // Put there once per connection by `client_certificate` (or your own
+            // `on_connect`); without one, a lookup in an absent or tiny map.
+            let context = match req.conn_data::<Arc<ClientCertificate>>() {
+                Some(certificate) => context.client_certificate(certificate),
                 None => context,
             };
             self.guard.policy.decide(&context)

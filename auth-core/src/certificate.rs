@@ -42,6 +42,7 @@ impl BindingMode {
 /// workload. Computed once per connection by the serving helpers.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ClientCertificate {
+    digest: [u8; 32],
     thumbprint: Box<str>,
     spiffe_id: Option<Box<str>>,
 }
@@ -65,7 +66,7 @@ impl ClientCertificate {
                 _ => None,
             })
         });
-        Ok(ClientCertificate { thumbprint: crate::crypto::thumbprint(der).into(), spiffe_id })
+        Ok(ClientCertificate::of_digest(crate::crypto::sha256(der), spiffe_id))
     }
 
     /// From a thumbprint a proxy computed (Envoy's `Hash=`, hex SHA-256), with the SPIFFE
@@ -74,10 +75,17 @@ impl ClientCertificate {
         if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(CertificateError("the hash is not a hex SHA-256"));
         }
-        let digest: Vec<u8> = (0..32).filter_map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()).collect();
-        let thumbprint = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest);
+        let mut digest = [0u8; 32];
+        for (i, byte) in digest.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| CertificateError("bad hex"))?;
+        }
         let spiffe_id = spiffe_id.filter(|uri| uri.starts_with("spiffe://")).map(Into::into);
-        Ok(ClientCertificate { thumbprint: thumbprint.into(), spiffe_id })
+        Ok(ClientCertificate::of_digest(digest, spiffe_id))
+    }
+
+    fn of_digest(digest: [u8; 32], spiffe_id: Option<Box<str>>) -> ClientCertificate {
+        let thumbprint = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest).into();
+        ClientCertificate { digest, thumbprint, spiffe_id }
     }
 
     /// The RFC 8705 thumbprint (`cnf.x5t#S256` of tokens bound to this certificate).
@@ -90,9 +98,10 @@ impl ClientCertificate {
         self.spiffe_id.as_deref()
     }
 
-    /// Whether a token bound to `thumbprint` belongs to this certificate (constant time).
-    pub(crate) fn matches(&self, thumbprint: &str) -> bool {
-        crate::crypto::constant_time_eq(self.thumbprint.as_bytes(), thumbprint.as_bytes())
+    /// Whether a token bound to the certificate with this SHA-256 digest belongs to this
+    /// certificate (constant time).
+    pub(crate) fn matches(&self, digest: &[u8; 32]) -> bool {
+        crate::crypto::digests_equal(&self.digest, digest)
     }
 }
 
@@ -150,6 +159,10 @@ impl TrustedProxies {
             nets.push(net.trunc());
         }
         Ok(TrustedProxies(nets))
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 
     pub(crate) fn contains(&self, addr: IpAddr) -> bool {
@@ -234,7 +247,8 @@ pub(crate) struct Presented {
 
 /// The request's certificate: the connection's own wins over any header; a forwarded
 /// one is believed only from a trusted proxy (from anyone else it is ignored and logged
-/// at `warn`, at a bounded rate).
+/// at `warn`, at a bounded rate). With no trusted proxy configured, the headers are not
+/// read.
 pub(crate) fn presented<H: crate::Headers + ?Sized>(
     request: &crate::RequestContext<'_, H>,
     trusted: &TrustedProxies,
@@ -242,6 +256,11 @@ pub(crate) fn presented<H: crate::Headers + ?Sized>(
 ) -> Presented {
     if let Some(certificate) = request.connection_certificate() {
         return Presented { certificate: Some(certificate.clone()) };
+    }
+    // No proxy is trusted: forwarded headers are not read at all (a request without a
+    // certificate pays nothing for the feature).
+    if trusted.is_empty() {
+        return Presented { certificate: None };
     }
     let client_cert = request.header_values("client-cert").next();
     let xfcc = request.header_values("x-forwarded-client-cert").next();

@@ -93,10 +93,29 @@ fn confirmation(raw: &RawValue) -> Result<String, TokenError> {
         return Err(TokenError::SenderConstrained);
     }
     match members.get("x5t#S256") {
-        Some(serde_json::Value::String(thumbprint)) if !thumbprint.is_empty() => Ok(thumbprint.clone()),
+        Some(serde_json::Value::String(thumbprint)) if thumbprint_digest(thumbprint).is_some() => {
+            Ok(thumbprint.clone())
+        }
         Some(_) => Err(TokenError::invalid("cnf")),
         None => Err(TokenError::SenderConstrained),
     }
+}
+
+/// The SHA-256 digest a `cnf.x5t#S256` names: unpadded base64url of 32 bytes.
+/// Trailing bits are allowed: RFC 8705's own example (`…jdN-dg2`) has them, and the
+/// digests are what is compared.
+fn thumbprint_digest(thumbprint: &str) -> Option<[u8; 32]> {
+    use base64::Engine as _;
+    use base64::engine::{GeneralPurpose, GeneralPurposeConfig};
+    const LENIENT: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::URL_SAFE,
+        GeneralPurposeConfig::new()
+            .with_encode_padding(false)
+            .with_decode_allow_trailing_bits(true)
+            .with_decode_padding_mode(base64::engine::DecodePaddingMode::RequireNone),
+    );
+    let bytes = LENIENT.decode(thumbprint).ok()?;
+    bytes.try_into().ok()
 }
 
 #[derive(serde::Deserialize)]
@@ -167,6 +186,8 @@ pub struct Principal(Arc<PrincipalInner>, Option<Arc<crate::ClientCertificate>>)
 
 struct PrincipalInner {
     claims: Claims,
+    /// The digest `cnf.x5t#S256` names, decoded once (compared on every request).
+    bound_to: Option<[u8; 32]>,
     algorithm: Algorithm,
     key_id: Option<String>,
     payload: Box<str>,
@@ -174,7 +195,11 @@ struct PrincipalInner {
 
 impl Principal {
     pub(crate) fn new(claims: Claims, algorithm: Algorithm, key_id: Option<String>, payload: String) -> Self {
-        Principal(Arc::new(PrincipalInner { claims, algorithm, key_id, payload: payload.into_boxed_str() }), None)
+        let bound_to = claims.certificate_thumbprint.as_deref().and_then(thumbprint_digest);
+        Principal(
+            Arc::new(PrincipalInner { claims, bound_to, algorithm, key_id, payload: payload.into_boxed_str() }),
+            None,
+        )
     }
 
     /// The standard claims.
@@ -217,6 +242,11 @@ impl Principal {
     /// The SPIFFE ID of the request's client certificate (a service-mesh identity), if any.
     pub fn spiffe_id(&self) -> Option<&str> {
         self.1.as_deref().and_then(crate::ClientCertificate::spiffe_id)
+    }
+
+    /// The certificate digest the token is bound to (`cnf.x5t#S256`), if it is bound.
+    pub(crate) fn bound_to(&self) -> Option<&[u8; 32]> {
+        self.0.bound_to.as_ref()
     }
 
     /// The same principal, for a request that came with `certificate`.

@@ -69,25 +69,30 @@ pub(crate) fn tls_client_config_with(
     Ok(config)
 }
 
-/// The RFC 8705 §3.1 thumbprint of a certificate: unpadded base64url of SHA-256 over its DER.
-pub(crate) fn thumbprint(der: &[u8]) -> String {
-    use base64::Engine as _;
+/// SHA-256 of a certificate's DER (its RFC 8705 §3.1 thumbprint, before base64url).
+pub(crate) fn sha256(der: &[u8]) -> [u8; 32] {
+    let mut out = [0u8; 32];
     #[cfg(feature = "aws-lc-rs")]
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der);
+    out.copy_from_slice(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der).as_ref());
     #[cfg(all(feature = "rust-crypto", not(feature = "aws-lc-rs")))]
-    let digest = <sha2::Sha256 as sha2::Digest>::digest(der);
+    out.copy_from_slice(&<sha2::Sha256 as sha2::Digest>::digest(der));
     #[cfg(not(any(feature = "aws-lc-rs", feature = "rust-crypto")))]
-    let digest: [u8; 0] = {
-        let _ = der;
-        []
-    };
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest)
+    let _ = der;
+    out
 }
 
-/// Equality that takes the same time wherever the inputs differ.
-pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+/// Whether two SHA-256 digests are equal, in time independent of where they differ
+/// (four word comparisons with `subtle`, not thirty-two byte ones: this runs on every
+/// request with a bound token).
+pub(crate) fn digests_equal(a: &[u8; 32], b: &[u8; 32]) -> bool {
     use subtle::ConstantTimeEq as _;
-    a.ct_eq(b).into()
+    let word = |d: &[u8; 32], i: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&d[i * 8..i * 8 + 8]);
+        u64::from_le_bytes(w)
+    };
+    let equal = (0..4).fold(subtle::Choice::from(1), |acc, i| acc & word(a, i).ct_eq(&word(b, i)));
+    equal.into()
 }
 
 /// Signs `header.claims` (both JSON texts) with this build's provider: client assertions

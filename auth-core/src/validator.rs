@@ -256,7 +256,7 @@ impl ValidatorBuilder {
     /// The proxies (CIDRs, or single addresses) whose forwarded client certificates are
     /// believed: RFC 9440 `Client-Cert` and Envoy's `x-forwarded-client-cert`, when the
     /// socket peer is in one of these ranges. From anyone else those headers are ignored
-    /// (and logged at `warn`). Default: none.
+    /// (and logged at `warn`). Default: none (the headers are not read).
     pub fn trusted_proxies<I, S>(mut self, ranges: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -476,11 +476,10 @@ impl Validator {
         certificate: Option<Arc<ClientCertificate>>,
     ) -> Result<Principal, Refusal> {
         // The binding first, on every request (cache hit or not): RFC 8705 §3.
-        let bound = principal.claims().certificate_thumbprint.as_deref();
-        let binding = match (self.inner.binding, bound, certificate.as_deref()) {
+        let binding = match (self.inner.binding, principal.bound_to(), certificate.as_deref()) {
             (BindingMode::Off, Some(_), _) => Err(TokenError::SenderConstrained),
             (BindingMode::Required, None, _) => Err(TokenError::CertificateBindingRequired),
-            (_, Some(thumbprint), Some(presented)) if presented.matches(thumbprint) => Ok(()),
+            (_, Some(digest), Some(presented)) if presented.matches(digest) => Ok(()),
             (_, Some(_), _) => Err(TokenError::CertificateMismatch),
             (_, None, _) => Ok(()),
         };

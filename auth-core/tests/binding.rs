@@ -196,3 +196,16 @@ fn trusted_proxy_ranges_are_checked_at_build() {
         .unwrap_err();
     assert!(err.to_string().contains("trusted_proxies"), "{err}");
 }
+
+#[tokio::test]
+async fn a_confirmation_that_is_not_a_sha256_thumbprint_is_an_invalid_claim() {
+    let w = world().await;
+    let validator = Validator::builder().issuer(w.idp.jwks_issuer()).build().unwrap();
+    for cnf in [json!({"x5t#S256": "c2hvcnQ"}), json!({"x5t#S256": 42}), json!({"x5t#S256": ""}), json!("x5t")] {
+        let token = w.idp.token().claim("cnf", cnf.clone()).sign();
+        assert_eq!(validator.validate(&token).await.unwrap_err().reason(), RejectReason::InvalidClaim, "{cnf}");
+    }
+    // RFC 8705's own example thumbprint (it has trailing bits) is a thumbprint.
+    let token = w.idp.token().claim("cnf", json!({"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"})).sign();
+    assert_eq!(validator.validate(&token).await.unwrap_err().reason(), RejectReason::CertificateBinding);
+}

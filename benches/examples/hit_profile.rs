@@ -5,7 +5,8 @@
 //! Modes: `raw`, `jsonwebtoken`, `miss`, `hit` (one RS256 token, N times), `extract`
 //! (`bearer_token` on its `Authorization: Bearer` header, N times), `decide` (a request's
 //! synchronous step on a cache hit: `AccessPolicy::decide` with a scope rule), and
-//! `distinct-cache` / `distinct-nocache` (N distinct EdDSA tokens, each validated once,
+//! `decide-bound` (the same for a certificate-bound token with the connection's
+//! certificate), `distinct-cache` / `distinct-nocache` (N distinct EdDSA tokens, each validated once,
 //! through a 500-entry cache or none: the difference is the cost of inserting and
 //! evicting when every token is new), `attach` (the calling side: the cached token's
 //! header into a request's headers, N times) and `insert` (its floor: a pre-built header
@@ -82,6 +83,28 @@ fn main() {
             }
             run_decide(&policy, &headers, iterations)
         }
+        "decide-bound" => {
+            // The same step for a certificate-bound token, the connection's certificate read
+            // once (as the serving helpers do): what the binding check adds to a hit.
+            let ca = auth_core::testkit::TestCa::new("bench CA").unwrap();
+            let cert = ca.client_certificate("orders").unwrap();
+            let mut bound_claims = claims.clone();
+            bound_claims["cnf"] = serde_json::json!({ "x5t#S256": cert.thumbprint() });
+            let bound = auth_core::testkit::sign_raw(Some(&key), header, &bound_claims.to_string());
+            let validator = Validator::builder()
+                .issuer(Issuer::static_jwks("https://issuer.example", jwks).audience(DEFAULT_AUDIENCE))
+                .build()
+                .unwrap();
+            let policy = auth_core::AccessPolicy::new(validator).require_scopes(["orders:read"]).unwrap();
+            let mut headers = http::HeaderMap::new();
+            headers.insert("authorization", format!("Bearer {bound}").parse().unwrap());
+            let certificate = std::sync::Arc::new(auth_core::ClientCertificate::from_der(&cert.der).unwrap());
+            let request = auth_core::RequestContext::new("GET", "/", &headers).client_certificate(&certificate);
+            if let auth_core::Decision::Verify(verification) = policy.decide(&request) {
+                ready(verification.run()).unwrap();
+            }
+            run_decide_bound(&policy, &headers, &certificate, iterations)
+        }
         "distinct-cache" | "distinct-nocache" => {
             let key = TestKey::generate(Algorithm::EdDSA, "ed");
             let tokens: Vec<String> = (0..iterations)
@@ -144,6 +167,22 @@ fn run_decide(policy: &auth_core::AccessPolicy, headers: &http::HeaderMap, itera
     (0..iterations)
         .filter(|_| {
             let request = auth_core::RequestContext::new("GET", "/", std::hint::black_box(headers));
+            matches!(policy.decide(&request), auth_core::Decision::Admit(_))
+        })
+        .count()
+}
+
+#[inline(never)]
+fn run_decide_bound(
+    policy: &auth_core::AccessPolicy,
+    headers: &http::HeaderMap,
+    certificate: &std::sync::Arc<auth_core::ClientCertificate>,
+    iterations: usize,
+) -> usize {
+    (0..iterations)
+        .filter(|_| {
+            let request = auth_core::RequestContext::new("GET", "/", std::hint::black_box(headers))
+                .client_certificate(certificate);
             matches!(policy.decide(&request), auth_core::Decision::Admit(_))
         })
         .count()
