@@ -220,3 +220,29 @@ impl fmt::Display for MiddlewareMissing {
         f.write_str("authentication middleware is not configured for this route")
     }
 }
+
+/// The delegation chain of a token obtained by token exchange (RFC 8693 `act`): the
+/// current actor first, then the ones before it; empty for a token nobody acts through.
+///
+/// ```
+/// use actix_web::HttpResponse;
+/// use auth_actix::Delegation;
+///
+/// async fn audit(Delegation(chain): Delegation) -> HttpResponse {
+///     let names: Vec<_> = chain.iter().filter_map(|actor| actor.subject.as_deref()).collect();
+///     HttpResponse::Ok().body(names.join(" <- "))
+/// }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Delegation(pub Vec<auth_core::Actor>);
+
+impl FromRequest for Delegation {
+    type Error = Error;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        ready(required_principal(req).map(|principal| {
+            Delegation(principal.actor().map(|actor| actor.chain().cloned().collect()).unwrap_or_default())
+        }))
+    }
+}

@@ -80,15 +80,15 @@ mod response;
 #[cfg(feature = "rustls")]
 mod tls;
 
-pub use extract::{Authenticated, MaybeAuthenticated, TypedClaims};
+pub use extract::{Authenticated, Delegation, MaybeAuthenticated, TypedClaims};
 pub use middleware::{AuthMiddleware, AuthMiddlewareService};
 pub use response::rejection_response;
 #[cfg(feature = "rustls")]
 pub use tls::client_certificate;
 
 pub use auth_core::{
-    AccessPolicy, AuthError, BindingMode, Claims, ClientCertificate, ConfigError, Issuer, Principal, Refusal,
-    Rejection, ScopeRequirement, Scopes, Validator,
+    AccessPolicy, Actor, ActorMatch, ActorRequirement, AuthError, BindingMode, Claims, ClientCertificate, ConfigError,
+    Issuer, Principal, Refusal, Rejection, ScopeRequirement, Scopes, Validator,
 };
 
 #[cfg(feature = "test-util")]

@@ -590,3 +590,28 @@ async fn nested_middlewares_each_decide_and_the_innermost_feeds_the_extractors()
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.body["scopes"], json!(["orders:read"]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actor_rules_answer_403_forbidden_and_the_handler_sees_the_chain() {
+    use auth_actix::{ActorMatch, ActorRequirement, Delegation};
+    let idp = issuer().await;
+    let rule = ActorRequirement::one_of([ActorMatch::client_id("orders-service")]);
+    let policy = AccessPolicy::new(validator(&idp)).require_actor(rule);
+    let middleware = AuthMiddleware::new(policy);
+    let server = Server::start(move |cfg: &mut web::ServiceConfig| {
+        cfg.service(web::resource("/invoices").wrap(middleware.clone()).get(
+            |Delegation(chain): Delegation| async move {
+                HttpResponse::Ok().json(chain.iter().map(|a| a.client_id.clone()).collect::<Vec<_>>())
+            },
+        ));
+    });
+    let allowed = idp.token().claim("act", json!({"sub": "orders", "client_id": "orders-service"})).sign();
+    let reply = get(server.url("/invoices"), Some(&bearer(&allowed))).await;
+    assert_eq!((reply.status, reply.body), (StatusCode::OK, json!(["orders-service"])));
+    let other = idp.token().claim("act", json!({"sub": "mallory", "client_id": "mallory"})).sign();
+    let reply = get(server.url("/invoices"), Some(&bearer(&other))).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    assert_eq!(reply.challenge, None, "no RFC 6750 challenge");
+    assert_eq!(reply.body["error"], "forbidden");
+    assert!(reply.body["error_description"].as_str().unwrap().contains("client_id orders-service"));
+}

@@ -41,6 +41,9 @@ pub struct Claims {
     /// `cnf.x5t#S256` (RFC 8705 §3.1): the thumbprint of the client certificate the token
     /// is bound to.
     pub certificate_thumbprint: Option<String>,
+    /// `act` (RFC 8693 §4.1): who acts on behalf of the subject, for a token obtained by
+    /// token exchange.
+    pub actor: Option<crate::Actor>,
 }
 
 impl Claims {
@@ -74,6 +77,7 @@ impl Claims {
             authorized_party: optional(raw.azp, "azp", string)?,
             scopes,
             certificate_thumbprint: raw.cnf.map(confirmation).transpose()?,
+            actor: raw.act.map(|act| crate::Actor::parse(act.get())).transpose()?,
         })
     }
 
@@ -230,6 +234,12 @@ impl Principal {
     /// The `kid` of the key that verified the token.
     pub fn key_id(&self) -> Option<&str> {
         self.0.key_id.as_deref()
+    }
+
+    /// The current actor of a delegated token (`act`, RFC 8693): who acts on behalf of the
+    /// subject; [`Actor::chain`](crate::Actor::chain) lists the ones before it.
+    pub fn actor(&self) -> Option<&crate::Actor> {
+        self.0.claims.actor.as_ref()
     }
 
     /// The client certificate the request came with (the connection's, or one forwarded by

@@ -66,9 +66,15 @@ impl Rejection {
     /// The standard rendering of `err`, with `realm` in the challenge when given.
     pub fn from_error(err: &AuthError, realm: Option<&str>) -> Rejection {
         let status = err.status();
+        // A refused actor gets no challenge: a new token from the same caller cannot help.
+        let challenges = if matches!(err, AuthError::ActorNotAllowed { .. }) {
+            Vec::new()
+        } else {
+            vec![err.www_authenticate(realm)]
+        };
         Rejection {
             status,
-            challenges: vec![err.www_authenticate(realm)],
+            challenges,
             body: err.json_body(),
             description: err.description(),
             retry_after: err.retry_after_secs(),

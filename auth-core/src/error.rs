@@ -48,6 +48,14 @@ pub enum AuthError {
         /// What the route requires.
         required: ScopeRequirement,
     },
+    /// The token is valid, but its current actor (`act`, RFC 8693) is not one the route
+    /// allows, or the route requires or forbids delegation (403; no RFC 6750 code:
+    /// another token from the same caller cannot help).
+    #[error("the token's actor is not allowed here: the route requires {required}")]
+    ActorNotAllowed {
+        /// The route's rule.
+        required: crate::ActorRequirement,
+    },
     /// The issuer's signing keys cannot be had right now (503); the request may succeed later.
     #[error("the issuer's signing keys are temporarily unavailable")]
     KeysUnavailable {
@@ -202,12 +210,13 @@ pub enum RejectReason {
     SenderConstrained,
     CertificateBinding,
     InsufficientScope,
+    ActorNotAllowed,
     KeysUnavailable,
 }
 
 impl RejectReason {
     /// Every reason, in a fixed order (the order of [`MetricsSnapshot::rejections`](crate::MetricsSnapshot)).
-    pub const ALL: [RejectReason; 25] = [
+    pub const ALL: [RejectReason; 26] = [
         RejectReason::MissingToken,
         RejectReason::UnsupportedScheme,
         RejectReason::InvalidRequest,
@@ -232,6 +241,7 @@ impl RejectReason {
         RejectReason::SenderConstrained,
         RejectReason::CertificateBinding,
         RejectReason::InsufficientScope,
+        RejectReason::ActorNotAllowed,
         RejectReason::KeysUnavailable,
     ];
 
@@ -262,6 +272,7 @@ impl RejectReason {
             RejectReason::SenderConstrained => "sender_constrained",
             RejectReason::CertificateBinding => "certificate_binding",
             RejectReason::InsufficientScope => "insufficient_scope",
+            RejectReason::ActorNotAllowed => "actor_not_allowed",
             RejectReason::KeysUnavailable => "keys_unavailable",
         }
     }
@@ -273,7 +284,7 @@ impl AuthError {
         match self {
             AuthError::InvalidRequest(_) => 400,
             AuthError::MissingToken | AuthError::UnsupportedScheme | AuthError::InvalidToken(_) => 401,
-            AuthError::InsufficientScope { .. } => 403,
+            AuthError::InsufficientScope { .. } | AuthError::ActorNotAllowed { .. } => 403,
             AuthError::KeysUnavailable { .. } => 503,
         }
     }
@@ -285,7 +296,10 @@ impl AuthError {
             AuthError::InvalidRequest(_) => Some("invalid_request"),
             AuthError::InvalidToken(_) => Some("invalid_token"),
             AuthError::InsufficientScope { .. } => Some("insufficient_scope"),
-            AuthError::MissingToken | AuthError::UnsupportedScheme | AuthError::KeysUnavailable { .. } => None,
+            AuthError::MissingToken
+            | AuthError::UnsupportedScheme
+            | AuthError::KeysUnavailable { .. }
+            | AuthError::ActorNotAllowed { .. } => None,
         }
     }
 
@@ -298,6 +312,7 @@ impl AuthError {
             AuthError::InvalidRequest(_) => "invalid_request",
             AuthError::InvalidToken(_) => "invalid_token",
             AuthError::InsufficientScope { .. } => "insufficient_scope",
+            AuthError::ActorNotAllowed { .. } => "forbidden",
         }
     }
 
@@ -314,6 +329,7 @@ impl AuthError {
             AuthError::InvalidRequest(_) => RejectReason::InvalidRequest,
             AuthError::InsufficientScope { .. } => RejectReason::InsufficientScope,
             AuthError::KeysUnavailable { .. } => RejectReason::KeysUnavailable,
+            AuthError::ActorNotAllowed { .. } => RejectReason::ActorNotAllowed,
             AuthError::InvalidToken(err) => match err {
                 TokenError::TooLarge => RejectReason::TooLarge,
                 TokenError::Malformed(_) => RejectReason::Malformed,

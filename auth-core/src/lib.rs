@@ -38,6 +38,7 @@
 //! - `reqwest-middleware`: a `reqwest-middleware` middleware that attaches them.
 #![forbid(unsafe_code)]
 
+mod actor;
 mod algorithm;
 mod cache;
 mod certificate;
@@ -64,6 +65,7 @@ mod work;
 #[cfg(feature = "test-util")]
 pub mod testkit;
 
+pub use actor::{Actor, ActorMatch, ActorRequirement, MAX_ACTOR_DEPTH};
 pub use algorithm::Algorithm;
 pub use certificate::{BindingMode, CertificateError, ClientCertificate, tls_server_config};
 pub use claims::{Claims, Principal};

@@ -4,6 +4,7 @@
 //! and hashed; [`Verification::run`] finishes it. Nothing is parsed, looked up or hashed
 //! twice, and every outcome leaves through the exit in `decision.rs`.
 
+use crate::ActorRequirement;
 use crate::credentials::{CredentialSources, bearer_credential};
 use crate::decision::{Admission, Refusal};
 use crate::error::{AuthError, ConfigError, TokenError};
@@ -28,6 +29,7 @@ use crate::validator::{Lookup, Validator};
 pub struct AccessPolicy {
     validator: Validator,
     scopes: Option<ScopeRequirement>,
+    actor: Option<ActorRequirement>,
     optional: bool,
     sources: CredentialSources,
 }
@@ -35,7 +37,7 @@ pub struct AccessPolicy {
 impl AccessPolicy {
     /// A valid token is required; no scope is.
     pub fn new(validator: Validator) -> Self {
-        AccessPolicy { validator, scopes: None, optional: false, sources: CredentialSources::default() }
+        AccessPolicy { validator, scopes: None, actor: None, optional: false, sources: CredentialSources::default() }
     }
 
     /// Every listed scope is required. Fails on a scope name RFC 6749 does not allow.
@@ -61,6 +63,24 @@ impl AccessPolicy {
         requirement.validate()?;
         self.scopes = Some(requirement);
         Ok(self)
+    }
+
+    /// Who may act on behalf of the token's subject (RFC 8693 `act`): the current actor of
+    /// a delegated token must fit `requirement`, or delegation is required or forbidden.
+    /// A refusal is 403 `forbidden`, naming the rule.
+    ///
+    /// ```
+    /// # fn f(validator: auth_core::Validator) -> Result<(), auth_core::ConfigError> {
+    /// use auth_core::{AccessPolicy, ActorMatch, ActorRequirement};
+    ///
+    /// let as_caller = AccessPolicy::new(validator)
+    ///     .require_scopes(["invoices:read"])?
+    ///     .require_actor(ActorRequirement::one_of([ActorMatch::client_id("orders-service")]));
+    /// # Ok(()) }
+    /// ```
+    pub fn require_actor(mut self, requirement: ActorRequirement) -> Self {
+        self.actor = Some(requirement);
+        self
     }
 
     /// A request without any token passes, unauthenticated. A request *with* a token
@@ -110,7 +130,8 @@ impl AccessPolicy {
         let certificate = validator.presented_certificate(request);
         let hash = match validator.lookup(credential.token) {
             Lookup::Hit { principal, issuer } => {
-                return match validator.authorize_principal(principal, issuer, self.scopes.as_ref(), certificate) {
+                let (scopes, actor) = (self.scopes.as_ref(), self.actor.as_ref());
+                return match validator.authorize_principal(principal, issuer, scopes, actor, certificate) {
                     Ok(principal) => Decision::Admit(Admission::of(Some(principal))),
                     Err(refusal) => Decision::Refuse(refusal),
                 };
@@ -167,6 +188,7 @@ impl Verification {
                 self.token.segments(),
                 self.hash,
                 policy.scopes.as_ref(),
+                policy.actor.as_ref(),
                 self.certificate.clone(),
             )
             .await

@@ -203,6 +203,9 @@ pub(crate) struct RawClaims<'a> {
     pub(crate) scope: Option<&'a RawValue>,
     #[serde(borrow, default, deserialize_with = "present")]
     pub(crate) scp: Option<&'a RawValue>,
+    /// The actor of a delegated token (RFC 8693 §4.1).
+    #[serde(borrow, default, deserialize_with = "present")]
+    pub(crate) act: Option<&'a RawValue>,
     /// A confirmation (sender constraint, RFC 7800): `x5t#S256` (RFC 8705), `jkt` (RFC 9449).
     #[serde(borrow, default, deserialize_with = "present")]
     pub(crate) cnf: Option<&'a RawValue>,

@@ -414,13 +414,13 @@ impl Validator {
     ) -> Result<Principal, Refusal> {
         let hash = match self.lookup(token.as_bytes()) {
             Lookup::Hit { principal, issuer } => {
-                return self.authorize_principal(principal, issuer, scopes, certificate);
+                return self.authorize_principal(principal, issuer, scopes, None, certificate);
             }
             Lookup::TooLarge => return Err(self.refuse(TokenError::TooLarge.into())),
             Lookup::Miss(hash) => hash,
         };
         let segments = token::split(token).map_err(|err| self.refuse(err.into()))?;
-        self.verify_and_admit(token, segments, hash, scopes, certificate).await
+        self.verify_and_admit(token, segments, hash, scopes, None, certificate).await
     }
 
     /// The step every request takes first, without I/O: the size cap, then the
@@ -452,6 +452,7 @@ impl Validator {
         segments: token::Segments<'_>,
         hash: Option<TokenHash>,
         scopes: Option<&ScopeRequirement>,
+        actor: Option<&crate::ActorRequirement>,
         certificate: Option<Arc<ClientCertificate>>,
     ) -> Result<Principal, Refusal> {
         match self.verify(segments).await {
@@ -461,7 +462,7 @@ impl Validator {
                         Entry::new(verified.principal.clone(), verified.issuer, verified.key, verified.valid_until);
                     cache.insert(token, hash, entry);
                 }
-                self.authorize_principal(verified.principal, verified.issuer, scopes, certificate)
+                self.authorize_principal(verified.principal, verified.issuer, scopes, actor, certificate)
             }
             Err(failure) => Err(self.refuse(failure)),
         }
@@ -473,6 +474,7 @@ impl Validator {
         principal: Principal,
         issuer: usize,
         scopes: Option<&ScopeRequirement>,
+        actor: Option<&crate::ActorRequirement>,
         certificate: Option<Arc<ClientCertificate>>,
     ) -> Result<Principal, Refusal> {
         // The binding first, on every request (cache hit or not): RFC 8705 §3.
@@ -492,6 +494,17 @@ impl Validator {
             }));
         }
         let principal = principal.with_certificate(certificate);
+        // Then who acts (a delegated token's current actor), then what it may do.
+        if let Some(required) = actor
+            && !required.allows(principal.actor(), principal.issuer())
+        {
+            return Err(self.refuse(Failure {
+                error: AuthError::ActorNotAllowed { required: required.clone() },
+                issuer: Some(issuer),
+                kid: None,
+                client: principal.claims().client().map(shortened),
+            }));
+        }
         if let Some(required) = scopes
             && !required.is_satisfied_by(principal.scopes())
         {

@@ -122,3 +122,31 @@ impl<S: Send + Sync, T: DeserializeOwned> OptionalFromRequestParts<S> for TypedC
         }
     }
 }
+
+/// The delegation chain of a token obtained by token exchange (RFC 8693 `act`): the
+/// current actor first, then the ones before it; empty for a token nobody acts through.
+///
+/// ```
+/// use auth_tower::Delegation;
+///
+/// async fn audit(Delegation(chain): Delegation) -> String {
+///     chain.iter().filter_map(|actor| actor.subject.as_deref()).collect::<Vec<_>>().join(" <- ")
+/// }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Delegation(pub Vec<auth_core::Actor>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Delegation {
+    type Rejection = ExtractorRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        match state(parts)? {
+            (_, Some(principal)) => Ok(Delegation(chain_of(principal))),
+            (ran, None) => Err(reject(ran, AuthError::MissingToken)),
+        }
+    }
+}
+
+fn chain_of(principal: &Principal) -> Vec<auth_core::Actor> {
+    principal.actor().map(|actor| actor.chain().cloned().collect()).unwrap_or_default()
+}

@@ -50,13 +50,13 @@ pub mod tls;
 
 pub use certificate::Connection;
 #[cfg(feature = "axum")]
-pub use extract::{Authenticated, ExtractorRejection, TypedClaims};
+pub use extract::{Authenticated, Delegation, ExtractorRejection, TypedClaims};
 pub use layer::{AuthLayer, AuthService, ResponseBody, ResponseFuture};
 pub use rejection::{GrpcRejection, JsonRejection, OnRejection};
 
 pub use auth_core::{
-    AccessPolicy, AuthError, Claims, ConfigError, Issuer, Principal, Refusal, Rejection, ScopeRequirement, Scopes,
-    Validator,
+    AccessPolicy, Actor, ActorMatch, ActorRequirement, AuthError, Claims, ConfigError, Issuer, Principal, Refusal,
+    Rejection, ScopeRequirement, Scopes, Validator,
 };
 
 /// Marks a request the layer has seen (authenticated or, for an optional policy, not).

@@ -244,3 +244,31 @@ async fn the_layer_does_each_piece_of_work_once() {
     let hit = take_work_counts();
     assert_eq!((hit.header_parses, hit.cache_lookups, hit.token_splits, hit.token_hashes), (1, 1, 0, 1));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actor_rules_answer_403_forbidden_and_the_handler_sees_the_chain() {
+    use auth_tower::{ActorMatch, ActorRequirement, Delegation};
+    let idp = TestIssuer::start().await.unwrap();
+    let validator = Validator::builder().issuer(idp.jwks_issuer()).build().unwrap();
+    let rule = ActorRequirement::one_of([ActorMatch::client_id("orders-service")]);
+    let layer = AuthLayer::new(AccessPolicy::new(validator).require_actor(rule));
+    let app = Router::new().route(
+        "/invoices",
+        get(|Delegation(chain): Delegation| async move {
+            chain.iter().filter_map(|a| a.client_id.clone()).collect::<Vec<_>>().join(",")
+        })
+        .route_layer(layer),
+    );
+    let base = serve(app).await;
+    let client = reqwest::Client::new();
+    let allowed = idp.token().claim("act", serde_json::json!({"sub": "orders", "client_id": "orders-service"})).sign();
+    let response = client.get(format!("{base}/invoices")).bearer_auth(allowed).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.text().await.unwrap(), "orders-service");
+    let other = idp.token().claim("act", serde_json::json!({"sub": "mallory"})).sign();
+    let response = client.get(format!("{base}/invoices")).bearer_auth(other).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert!(response.headers().get("www-authenticate").is_none());
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "forbidden");
+}
