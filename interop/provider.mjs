@@ -18,12 +18,86 @@
 //            orders-client (orders:read orders:write), reader-client (orders:read),
 //            short-lived-client (orders:read orders:write, tokens live 2 s),
 //            billing-client (billing:read); secret = "<client_id>-secret".
+//            orders-client and billing-client also have the token-exchange grant (below).
 // Resources: resource indicators (RFC 8707) urn:interop:orders-api -> aud "orders-api",
 //            urn:interop:billing-api -> aud "billing-api"; access tokens are JWTs
 //            (typ at+jwt). The signing alg is RS256 unless the token request carries the
 //            test-only header `x-interop-alg: RS256 | ES256 | EdDSA`.
 // Keys:      one signing key per alg (RS256, ES256, EdDSA), generated at first start and
 //            persisted to --state, so a restarted provider serves the same keys.
+//
+// Token exchange (RFC 8693), in every mode; added with oidc-provider's
+// Provider#registerGrantType (oidc-provider 9 has no token-exchange grant of its own):
+//   POST ISSUER/token, grant_type=urn:ietf:params:oauth:grant-type:token-exchange,
+//   listed in discovery grant_types_supported.
+//   Clients: orders-client and billing-client only (their grant_types are
+//     client_credentials + token-exchange), authenticated as registered:
+//     client_secret_basic, secret "<client_id>-secret". Any other client (with valid
+//     authentication) -> 400 unauthorized_client (oidc-provider itself would say
+//     invalid_request "requested grant type is not allowed for this client"; this file
+//     rewrites that answer for this grant only, other grants keep it). Bad client
+//     authentication -> 401 invalid_client, as for client_credentials.
+//   Parameters (form body; unknown ones, e.g. `audience`, are silently dropped by
+//   oidc-provider):
+//     subject_token       required; subject_token_type required and must be
+//                         urn:ietf:params:oauth:token-type:access_token.
+//     actor_token         optional; if given, actor_token_type is required and must be
+//                         the same access_token type; actor_token_type without
+//                         actor_token is an error.
+//     requested_token_type optional; if given it must be ...:token-type:access_token.
+//     resource            required, exactly once: urn:interop:orders-api or
+//                         urn:interop:billing-api (RESOURCES) -> aud of the new token.
+//     scope               optional, space separated (rule below).
+//   Subject and actor tokens must be JWT access tokens of THIS provider: compact JWS,
+//   header typ "at+jwt" (or "application/at+jwt"), alg+kid naming a key in the JWKS
+//   currently served (a rotated-out key still counts until /drop removes it; the alg
+//   must be the key's alg, so no "none"), valid signature, iss = issuer, exp > now (no
+//   clock tolerance), nbf (if present) <= now, string sub and client_id. aud, scope and
+//   cnf of the presented tokens are not checked; the actor token need not belong to the
+//   authenticated client.
+//   Scope rule. For the authenticated client C, subject token S and resource R:
+//     permitted = R.scope ∩ ( (S.scope ∩ C.scope) ∪ DELEGATION[C] )
+//     DELEGATION = { orders-client: billing:read, billing-client: orders:read }
+//     (TOKEN_EXCHANGE_DELEGATION). In words: a scope may be issued if the resource knows
+//     it and either the subject token has it AND C is itself registered for it
+//     (pass-through, never an escalation beyond the caller nor beyond C), or it is one
+//     of C's delegation scopes (the orders service may call billing-api with
+//     billing:read on behalf of any caller holding a valid token, and vice versa with
+//     orders:read). `scope` given -> every listed scope must be in `permitted`, else
+//     invalid_scope; absent -> all of `permitted`; an empty result -> invalid_scope.
+//     E.g. orders-client exchanging reader-client's orders:read token: for billing-api
+//     -> billing:read; for orders-api -> orders:read (orders:write refused).
+//   Issued token: a JWT (typ at+jwt) for R's resource server, minted like the
+//   client_credentials tokens (same getResourceServerInfo, same keys, RS256 unless
+//   x-interop-alg says otherwise), claims:
+//     iss, jti, iat, exp; aud = "orders-api" | "billing-api"; scope as computed;
+//     sub = S.sub; client_id = S.client_id (for a client_credentials subject token both
+//     are the subject client's id);
+//     act = {"sub": A.sub, "client_id": A.client_id} with actor token A, or
+//     act = {"sub": C} (the exchanging client's id, no client_id member) without one;
+//     if S itself has an act, it is nested unchanged as act.act (RFC 8693 section 4.1:
+//     the current actor outermost, prior actors below). No cnf (not sender-constrained).
+//     Lifetime: expires_in = exp - iat = min(300 s, S.exp - now).
+//   Response 200: {"access_token", "issued_token_type":
+//     "urn:ietf:params:oauth:token-type:access_token", "token_type": "Bearer",
+//     "expires_in", "scope"}. No refresh_token.
+//   Test-only switch: request header `x-interop-omit-issued-token-type: 1` -> the same
+//     response without issued_token_type (to exercise a client's check for it).
+//   Errors (400, JSON {"error","error_description"}):
+//     invalid_request    missing subject_token / subject_token_type, a token type other
+//                        than ...:token-type:access_token, actor_token without
+//                        actor_token_type or vice versa, unsupported
+//                        requested_token_type, a repeated parameter other than resource;
+//     invalid_grant      subject or actor token not a JWT, not at+jwt, unknown key,
+//                        bad signature, wrong iss, expired, not yet valid, no
+//                        sub/client_id (error_description says which);
+//     invalid_target     resource missing, unknown, or given more than once;
+//     invalid_scope      a requested scope outside `permitted`, or nothing permitted;
+//     unauthorized_client the client lacks the grant.
+//     (an invalid x-interop-alg -> invalid_request, as for client_credentials).
+//   Checked in this order: client authentication, grant allowed for the client,
+//   repeated parameters, then this grant's parameters (including resource present and
+//   single), subject token, actor token, resource known, scope.
 //
 // --client-jwks FILE (RFC 7523 private_key_jwt), in either mode:
 //   FILE is a JWK Set {"keys":[...]} of PUBLIC keys (RSA and/or EC P-256; "kid" optional).
@@ -101,6 +175,17 @@ import Provider, { errors } from 'oidc-provider';
 
 const ALGS = ['RS256', 'ES256', 'EdDSA'];
 
+// RFC 8693 token exchange (see the header comment, "Token exchange").
+const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
+const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
+// The clients allowed to exchange tokens, each with its delegation scopes: scopes it may
+// put into an exchanged token on behalf of ANY valid subject token, on top of the
+// subject's own scopes that the client is itself registered for.
+const TOKEN_EXCHANGE_DELEGATION = {
+  'orders-client': ['billing:read'],
+  'billing-client': ['orders:read'],
+};
+
 const CLIENTS = [
   {
     client_id: 'orders-client',
@@ -125,7 +210,9 @@ const CLIENTS = [
   },
 ].map((c) => ({
   ...c,
-  grant_types: ['client_credentials'],
+  grant_types: TOKEN_EXCHANGE_DELEGATION[c.client_id] !== undefined
+    ? ['client_credentials', TOKEN_EXCHANGE_GRANT]
+    : ['client_credentials'],
   response_types: [],
   redirect_uris: [],
   token_endpoint_auth_method: 'client_secret_basic',
@@ -361,6 +448,253 @@ function saveState(file, state) {
   fs.renameSync(tmp, file);
 }
 
+// ---- resource servers ---------------------------------------------------------------
+
+// features.resourceIndicators.getResourceServerInfo, also used by the token-exchange
+// grant: `client` is the client making the token request.
+function getResourceServerInfo(state, ctx, resourceIndicator, client) {
+  const resource = RESOURCES[resourceIndicator];
+  if (!resource) {
+    throw new errors.InvalidTarget(`unknown resource ${resourceIndicator}`);
+  }
+  const alg = ctx.get('x-interop-alg') || 'RS256';
+  if (!ALGS.includes(alg)) {
+    throw new errors.InvalidRequest(`x-interop-alg must be one of ${ALGS.join(', ')}`);
+  }
+  const kid = state.active[alg];
+  if (!kid) {
+    throw new errors.InvalidRequest(`no signing key for ${alg}`);
+  }
+  return {
+    ...resource,
+    accessTokenFormat: 'jwt',
+    accessTokenTTL: client?.clientId === 'short-lived-client' ? SHORT_TTL : DEFAULT_TTL,
+    jwt: { sign: { alg, kid } },
+  };
+}
+
+// ---- token exchange (RFC 8693) ------------------------------------------------------
+//
+// oidc-provider 9 has no token-exchange grant; Provider#registerGrantType(name, handler,
+// params, dupes) adds one: `handler(ctx)` runs after oidc-provider's token endpoint has
+// parsed the body (only the listed params survive), authenticated the client and checked
+// that the client's grant_types contain `name`. Built-in grants get internal helpers
+// bound in; a registered handler gets only ctx, so this one builds the response itself
+// and mints the token with the same model and code path as client_credentials
+// (provider.ClientCredentials + a ResourceServer from getResourceServerInfo, jwt format:
+// oidc-provider signs it with the provider keystore, typ at+jwt). sub, client_id and act
+// are then set through the formats.customizers.jwt hook (keyed by this WeakMap).
+const EXCHANGED_CLAIMS = new WeakMap();
+
+const TOKEN_EXCHANGE_PARAMS = [
+  'subject_token', 'subject_token_type', 'actor_token', 'actor_token_type',
+  'requested_token_type', 'resource', 'scope',
+];
+
+// An invalid_grant whose error_description says why (oidc-provider's InvalidGrant
+// always answers "grant request is invalid").
+function invalidGrant(description) {
+  const err = new errors.InvalidGrant(description);
+  err.error_description = description;
+  return err;
+}
+
+function b64urlJson(part) {
+  return JSON.parse(Buffer.from(part, 'base64url').toString('utf8'));
+}
+
+function verifyJws(alg, key, data, signature) {
+  switch (alg) {
+    case 'RS256': return crypto.verify('sha256', data, key, signature);
+    case 'ES256': return crypto.verify('sha256', data, { key, dsaEncoding: 'ieee-p1363' }, signature);
+    case 'EdDSA': return crypto.verify(null, data, key, signature);
+    default: return false;
+  }
+}
+
+// Verifies a JWT access token minted by this provider: compact JWS, header typ at+jwt,
+// alg and kid naming one of the keys this Provider instance publishes, valid signature,
+// iss = issuer, exp > now (no clock tolerance), nbf (if any) <= now, string sub and
+// client_id. Returns the claims; anything else -> invalid_grant.
+function verifyOwnAccessToken(verifyKeys, issuer, token, label) {
+  const parts = typeof token === 'string' ? token.split('.') : [];
+  if (parts.length !== 3 || parts.some((p) => !/^[A-Za-z0-9_-]*$/.test(p))) {
+    throw invalidGrant(`${label} is not a JWT`);
+  }
+  let header;
+  let claims;
+  try {
+    header = b64urlJson(parts[0]);
+    claims = b64urlJson(parts[1]);
+  } catch {
+    throw invalidGrant(`${label} is not a JWT`);
+  }
+  if (header === null || typeof header !== 'object' || claims === null || typeof claims !== 'object') {
+    throw invalidGrant(`${label} is not a JWT`);
+  }
+  const typ = typeof header.typ === 'string' ? header.typ.toLowerCase() : undefined;
+  if (typ !== 'at+jwt' && typ !== 'application/at+jwt') {
+    throw invalidGrant(`${label} is not an access token (JWT typ must be at+jwt)`);
+  }
+  if (header.crit !== undefined) {
+    throw invalidGrant(`${label} has unsupported crit header parameters`);
+  }
+  const key = verifyKeys.get(header.kid);
+  if (!key || key.alg !== header.alg) {
+    throw invalidGrant(`${label} is not signed by a key of this provider`);
+  }
+  const signature = Buffer.from(parts[2], 'base64url');
+  if (!verifyJws(header.alg, key.publicKey, Buffer.from(`${parts[0]}.${parts[1]}`), signature)) {
+    throw invalidGrant(`${label} signature is invalid`);
+  }
+  if (claims.iss !== issuer) {
+    throw invalidGrant(`${label} was not issued by ${issuer}`);
+  }
+  const now = Math.floor(Date.now() / 1000);
+  if (typeof claims.exp !== 'number' || !(claims.exp > now)) {
+    throw invalidGrant(`${label} is expired`);
+  }
+  if (claims.nbf !== undefined && !(typeof claims.nbf === 'number' && claims.nbf <= now)) {
+    throw invalidGrant(`${label} is not yet valid`);
+  }
+  if (typeof claims.sub !== 'string' || typeof claims.client_id !== 'string') {
+    throw invalidGrant(`${label} lacks sub or client_id`);
+  }
+  if (claims.scope !== undefined && typeof claims.scope !== 'string') {
+    throw invalidGrant(`${label} has a malformed scope claim`);
+  }
+  return claims;
+}
+
+function checkTokenType(params, tokenName, typeName) {
+  if (params[typeName] === undefined) {
+    throw new errors.InvalidRequest(`missing required parameter '${typeName}'`);
+  }
+  if (params[typeName] !== ACCESS_TOKEN_TYPE) {
+    throw new errors.InvalidRequest(`unsupported ${typeName}, only ${ACCESS_TOKEN_TYPE} is supported`);
+  }
+  if (!params[tokenName]) {
+    throw new errors.InvalidRequest(`missing required parameter '${tokenName}'`);
+  }
+}
+
+function registerTokenExchange(provider, issuer, state) {
+  // The public keys this Provider instance publishes (a rotate/drop builds a new instance).
+  const verifyKeys = new Map(state.keys.map((jwk) => [jwk.kid, {
+    alg: jwk.alg,
+    publicKey: crypto.createPublicKey({ key: jwk, format: 'jwk' }),
+  }]));
+
+  async function tokenExchangeHandler(ctx) {
+    const { params, client } = ctx.oidc;
+
+    // 1. Parameters.
+    checkTokenType(params, 'subject_token', 'subject_token_type');
+    if (params.actor_token !== undefined || params.actor_token_type !== undefined) {
+      if (params.actor_token === undefined) {
+        throw new errors.InvalidRequest("actor_token_type given without 'actor_token'");
+      }
+      checkTokenType(params, 'actor_token', 'actor_token_type');
+    }
+    if (params.requested_token_type !== undefined && params.requested_token_type !== ACCESS_TOKEN_TYPE) {
+      throw new errors.InvalidRequest(`unsupported requested_token_type, only ${ACCESS_TOKEN_TYPE} is supported`);
+    }
+    const resources = params.resource === undefined ? []
+      : [].concat(params.resource).filter((r) => r !== '');
+    if (resources.length === 0) {
+      throw new errors.InvalidTarget("missing required parameter 'resource'");
+    }
+    if (resources.length !== 1) {
+      throw new errors.InvalidTarget('only a single resource indicator value is supported for this grant type');
+    }
+    const [resource] = resources;
+
+    // 2. The tokens.
+    const subject = verifyOwnAccessToken(verifyKeys, issuer, params.subject_token, 'subject_token');
+    const actor = params.actor_token === undefined ? undefined
+      : verifyOwnAccessToken(verifyKeys, issuer, params.actor_token, 'actor_token');
+
+    // 3. Resource (invalid_target if unknown) and scope.
+    const resourceServer = new provider.ResourceServer(
+      resource,
+      getResourceServerInfo(state, ctx, resource, client),
+    );
+    const resourceScopes = resourceServer.scope.split(' ');
+    const subjectScopes = new Set((subject.scope ?? '').split(' ').filter(Boolean));
+    const clientScopes = new Set((client.scope ?? '').split(' ').filter(Boolean));
+    const delegation = new Set(TOKEN_EXCHANGE_DELEGATION[client.clientId] ?? []);
+    const permitted = resourceScopes.filter((s) => delegation.has(s)
+      || (subjectScopes.has(s) && clientScopes.has(s)));
+    let scopes;
+    if (params.scope) {
+      scopes = [...new Set(params.scope.split(' ').filter(Boolean))];
+      const refused = scopes.filter((s) => !permitted.includes(s));
+      if (refused.length) {
+        throw new errors.InvalidScope(
+          `scope not permitted for this exchange: ${refused.join(' ')} (permitted for ${resource}: ${permitted.join(' ') || 'none'})`,
+          refused.join(' '),
+        );
+      }
+    } else {
+      scopes = permitted;
+    }
+    if (scopes.length === 0) {
+      throw new errors.InvalidScope(`no scope is permitted for this exchange at ${resource}`);
+    }
+
+    // 4. act (RFC 8693 section 4.1): the current actor, prior actors nested below it.
+    const act = actor
+      ? { sub: actor.sub, client_id: actor.client_id }
+      : { sub: client.clientId };
+    if (subject.act !== undefined) act.act = subject.act;
+
+    // 5. Lifetime: never beyond the subject token.
+    const now = Math.floor(Date.now() / 1000);
+    const expiresIn = Math.min(resourceServer.accessTokenTTL || DEFAULT_TTL, subject.exp - now);
+
+    const token = new provider.ClientCredentials({
+      client,
+      scope: scopes.join(' '),
+      expiresIn,
+    });
+    token.resourceServer = resourceServer;
+    EXCHANGED_CLAIMS.set(token, { sub: subject.sub, client_id: subject.client_id, act });
+
+    ctx.oidc.entity('ClientCredentials', token);
+    const accessToken = await token.save();
+
+    const omitIssuedTokenType = ctx.get('x-interop-omit-issued-token-type') === '1';
+    ctx.body = {
+      access_token: accessToken,
+      ...(omitIssuedTokenType ? {} : { issued_token_type: ACCESS_TOKEN_TYPE }),
+      token_type: token.tokenType,
+      expires_in: token.expiration,
+      scope: token.scope,
+    };
+  }
+
+  provider.registerGrantType(TOKEN_EXCHANGE_GRANT, tokenExchangeHandler, TOKEN_EXCHANGE_PARAMS, ['resource']);
+
+  // oidc-provider answers a client whose grant_types lack the grant with invalid_request
+  // ("requested grant type is not allowed for this client"); RFC 6749 section 5.2 says
+  // unauthorized_client. Rewritten for the token-exchange grant only (client_credentials
+  // keeps oidc-provider's answer).
+  provider.use(async (ctx, next) => {
+    await next();
+    if (
+      ctx.status === 400
+      && ctx.body?.error === 'invalid_request'
+      && ctx.body.error_description === 'requested grant type is not allowed for this client'
+      && ctx.oidc?.params?.grant_type === TOKEN_EXCHANGE_GRANT
+    ) {
+      ctx.body = {
+        error: 'unauthorized_client',
+        error_description: 'the client is not allowed to use the token-exchange grant type',
+      };
+    }
+  });
+}
+
 // ---- the provider -----------------------------------------------------------------
 
 function buildProvider(issuer, state, options = {}) {
@@ -382,25 +716,15 @@ function buildProvider(issuer, state, options = {}) {
         enabled: true,
         defaultResource: () => undefined,
         useGrantedResource: () => false,
-        getResourceServerInfo(ctx, resourceIndicator, client) {
-          const resource = RESOURCES[resourceIndicator];
-          if (!resource) {
-            throw new errors.InvalidTarget(`unknown resource ${resourceIndicator}`);
-          }
-          const alg = ctx.get('x-interop-alg') || 'RS256';
-          if (!ALGS.includes(alg)) {
-            throw new errors.InvalidRequest(`x-interop-alg must be one of ${ALGS.join(', ')}`);
-          }
-          const kid = state.active[alg];
-          if (!kid) {
-            throw new errors.InvalidRequest(`no signing key for ${alg}`);
-          }
-          return {
-            ...resource,
-            accessTokenFormat: 'jwt',
-            accessTokenTTL: client?.clientId === 'short-lived-client' ? SHORT_TTL : DEFAULT_TTL,
-            jwt: { sign: { alg, kid } },
-          };
+        getResourceServerInfo: getResourceServerInfo.bind(undefined, state),
+      },
+    },
+    formats: {
+      // Only touches tokens minted by the token-exchange grant (see tokenExchangeHandler).
+      customizers: {
+        jwt(ctx, token, jwt) {
+          const claims = EXCHANGED_CLAIMS.get(token);
+          if (claims) Object.assign(jwt.payload, claims);
         },
       },
     },
@@ -430,6 +754,7 @@ function buildProvider(issuer, state, options = {}) {
   }
   const provider = new Provider(issuer, configuration);
   provider.on('server_error', (ctx, err) => console.error('oidc-provider server_error:', err));
+  registerTokenExchange(provider, issuer, state);
   return provider;
 }
 

@@ -246,7 +246,12 @@ where
 
 /// Stores the outcome for the extractors; returns the headers the response gets.
 fn admit(req: &ServiceRequest, admission: Admission, guard: &Rc<Guard>) -> Vec<(&'static str, String)> {
-    req.extensions_mut().insert(AuthOutcome { principal: admission.principal, guard: Rc::clone(guard) });
+    let mut extensions = req.extensions_mut();
+    if let Some(inbound) = admission.inbound_token {
+        // For the calling side's token exchange (`web::ReqData<InboundToken>`).
+        extensions.insert(inbound);
+    }
+    extensions.insert(AuthOutcome { principal: admission.principal, guard: Rc::clone(guard) });
     admission.response_headers
 }
 

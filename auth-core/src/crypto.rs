@@ -158,7 +158,9 @@ pub(crate) fn tls_server_config(
         }
     };
     let mut config = builder.with_single_cert(chain, key).map_err(|e| invalid("server certificate", &e))?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // HTTP/1.1 only: `auth_tower::tls::serve` speaks nothing else, and actix-web puts its
+    // own protocols (h2 first) in front of these.
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
 }
 

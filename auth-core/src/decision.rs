@@ -23,11 +23,14 @@ pub struct Admission {
     pub principal: Option<Principal>,
     /// Headers for the successful response (for example `DPoP-Nonce`, RFC 9449 §9).
     pub response_headers: Vec<(&'static str, String)>,
+    /// The verified token itself, for a policy that keeps it
+    /// ([`AccessPolicy::keep_inbound_token`](crate::AccessPolicy::keep_inbound_token)).
+    pub inbound_token: Option<crate::InboundToken>,
 }
 
 impl Admission {
     pub(crate) fn of(principal: Option<Principal>) -> Self {
-        Admission { principal, response_headers: Vec::new() }
+        Admission { principal, response_headers: Vec::new(), inbound_token: None }
     }
 }
 

@@ -30,6 +30,7 @@ pub struct AccessPolicy {
     validator: Validator,
     scopes: Option<ScopeRequirement>,
     actor: Option<ActorRequirement>,
+    keep_inbound: bool,
     optional: bool,
     sources: CredentialSources,
 }
@@ -37,7 +38,14 @@ pub struct AccessPolicy {
 impl AccessPolicy {
     /// A valid token is required; no scope is.
     pub fn new(validator: Validator) -> Self {
-        AccessPolicy { validator, scopes: None, actor: None, optional: false, sources: CredentialSources::default() }
+        AccessPolicy {
+            validator,
+            scopes: None,
+            actor: None,
+            keep_inbound: false,
+            optional: false,
+            sources: CredentialSources::default(),
+        }
     }
 
     /// Every listed scope is required. Fails on a scope name RFC 6749 does not allow.
@@ -80,6 +88,14 @@ impl AccessPolicy {
     /// ```
     pub fn require_actor(mut self, requirement: ActorRequirement) -> Self {
         self.actor = Some(requirement);
+        self
+    }
+
+    /// Admitted requests carry their verified token as an [`InboundToken`](crate::InboundToken)
+    /// (in the adapters: a request extension), for calling others on the caller's behalf
+    /// by token exchange. Off by default: only the routes that exchange pay for the copy.
+    pub fn keep_inbound_token(mut self) -> Self {
+        self.keep_inbound = true;
         self
     }
 
@@ -132,7 +148,13 @@ impl AccessPolicy {
             Lookup::Hit { principal, issuer } => {
                 let (scopes, actor) = (self.scopes.as_ref(), self.actor.as_ref());
                 return match validator.authorize_principal(principal, issuer, scopes, actor, certificate) {
-                    Ok(principal) => Decision::Admit(Admission::of(Some(principal))),
+                    Ok(principal) => {
+                        let mut admission = Admission::of(Some(principal));
+                        if self.keep_inbound {
+                            admission.inbound_token = inbound(credential.token, admission.principal.as_ref());
+                        }
+                        Decision::Admit(admission)
+                    }
                     Err(refusal) => Decision::Refuse(refusal),
                 };
             }
@@ -192,7 +214,13 @@ impl Verification {
                 self.certificate.clone(),
             )
             .await
-            .map(|principal| Admission::of(Some(principal)))
+            .map(|principal| {
+                let mut admission = Admission::of(Some(principal));
+                if policy.keep_inbound {
+                    admission.inbound_token = inbound(self.token.as_str().as_bytes(), admission.principal.as_ref());
+                }
+                admission
+            })
     }
 }
 
@@ -200,4 +228,11 @@ impl std::fmt::Debug for Verification {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Verification").finish_non_exhaustive()
     }
+}
+
+/// The admitted token as an [`InboundToken`](crate::InboundToken) (it passed every check,
+/// so it is ASCII).
+fn inbound(token: &[u8], principal: Option<&crate::Principal>) -> Option<crate::InboundToken> {
+    let (token, principal) = (std::str::from_utf8(token).ok()?, principal?);
+    Some(crate::InboundToken::new(token, principal.claims().expires_at))
 }

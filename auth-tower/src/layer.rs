@@ -211,6 +211,10 @@ fn admit<B>(request: &mut Request<B>, admission: Admission, shared: &Arc<LayerSh
     if let Some(principal) = admission.principal {
         extensions.insert(principal);
     }
+    if let Some(inbound) = admission.inbound_token {
+        // For the calling side's token exchange (`auth_tower::client::OnBehalfOfLayer`).
+        extensions.insert(inbound);
+    }
     extensions.insert(LayerRan(shared.clone()));
     admission.response_headers
 }

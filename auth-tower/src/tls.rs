@@ -41,6 +41,11 @@ pub async fn serve(
     config: Arc<rustls::ServerConfig>,
     router: axum::Router,
 ) -> std::io::Result<()> {
+    // Only HTTP/1.1 is served here: a client offered h2 would pick it and fail.
+    let mut config = config;
+    if config.alpn_protocols.iter().any(|p| p.as_slice() != b"http/1.1") {
+        Arc::make_mut(&mut config).alpn_protocols = vec![b"http/1.1".to_vec()];
+    }
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
     loop {
         let (stream, peer) = match listener.accept().await {

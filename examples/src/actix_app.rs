@@ -2,7 +2,10 @@
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{CONTENT_TYPE, RETRY_AFTER};
-use actix_web::{HttpRequest, HttpResponse, web};
+use std::net::SocketAddr;
+
+use actix_web::dev::Server;
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use auth_actix::{AccessPolicy, AuthMiddleware, Authenticated};
 use auth_core::{ConfigError, Validator};
 use serde_json::json;
@@ -43,11 +46,40 @@ pub fn routes_with_billing(
 }
 
 async fn list_orders(Authenticated(caller): Authenticated) -> HttpResponse {
-    HttpResponse::Ok().json(json!({ "caller": caller.claims().client(), "orders": [{ "id": 1, "item": "coffee" }] }))
+    HttpResponse::Ok().json(crate::orders_listing(&caller))
 }
 
 async fn create_order(Authenticated(caller): Authenticated) -> HttpResponse {
     HttpResponse::Created().json(json!({ "caller": caller.claims().client(), "id": 2 }))
+}
+
+/// An actix-web server of `routes` bound to `addr`, and its bound addresses: over HTTPS
+/// with `tls` (each connection's client certificate read once, at the handshake, by
+/// `auth_actix::client_certificate`, for certificate-bound tokens), else plain HTTP.
+/// `workers` as actix-web's (`None`: its default); `signals: false` leaves SIGINT and
+/// SIGTERM alone (servers inside tests).
+pub fn server<R>(
+    routes: R,
+    addr: SocketAddr,
+    tls: Option<&rustls::ServerConfig>,
+    workers: Option<usize>,
+    signals: bool,
+) -> std::io::Result<(Server, Vec<SocketAddr>)>
+where
+    R: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
+{
+    let mut server =
+        HttpServer::new(move || App::new().configure(routes.clone())).on_connect(auth_actix::client_certificate);
+    if let Some(workers) = workers {
+        server = server.workers(workers);
+    }
+    let server = match tls {
+        Some(config) => server.bind_rustls_0_23(addr, config.clone())?,
+        None => server.bind(addr)?,
+    };
+    let addrs = server.addrs();
+    let server = if signals { server } else { server.disable_signals() };
+    Ok((server.run(), addrs))
 }
 
 fn reply(reply: InvoiceReply) -> HttpResponse {

@@ -1,5 +1,8 @@
 //! The orders service on axum with `auth-tower`.
 
+use std::net::SocketAddr;
+use std::sync::Arc;
+
 use auth_core::{ConfigError, Validator};
 use auth_tower::{AuthLayer, Authenticated};
 use axum::http::header::{CONTENT_TYPE, RETRY_AFTER};
@@ -37,11 +40,25 @@ pub fn router_with_billing(validator: &Validator, billing: Option<BillingClient>
 }
 
 async fn list_orders(Authenticated(caller): Authenticated) -> Json<Value> {
-    Json(json!({ "caller": caller.claims().client(), "orders": [{ "id": 1, "item": "coffee" }] }))
+    Json(crate::orders_listing(&caller))
 }
 
 async fn create_order(Authenticated(caller): Authenticated) -> (StatusCode, Json<Value>) {
     (StatusCode::CREATED, Json(json!({ "caller": caller.claims().client(), "id": 2 })))
+}
+
+/// Serves `app` on `listener`: over HTTPS with `tls` (each request with its connection's
+/// client certificate, for certificate-bound tokens), else plain HTTP; either way each
+/// request knows its peer (forwarded certificates are believed only from trusted proxies).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> std::io::Result<()> {
+    match tls {
+        Some(config) => auth_tower::tls::serve(listener, config, app).await,
+        None => axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await,
+    }
 }
 
 fn reply(reply: InvoiceReply) -> Response {

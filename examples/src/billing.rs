@@ -85,13 +85,20 @@ impl BillingClient {
 
     /// From the configuration: a token source for `AUTH_CLIENT_ID` whose token endpoint
     /// is found by discovery of `issuer` (`AUTH_ISSUER`), and the target `BILLING_RESOURCE`
-    /// with `AUTH_TOKEN_SCOPE`. The error is one line naming the variable.
-    pub fn from_config(issuer: &str, config: &BillingConfig) -> Result<BillingClient, String> {
-        let tokens = TokenSource::builder(config.client_id.as_str())
-            .issuer(issuer)
-            .client_auth(config.client_auth.clone())
-            .build()
-            .map_err(|e| format!("AUTH_ISSUER (token endpoint discovery) or AUTH_CLIENT_ID: {e}"))?;
+    /// with `AUTH_TOKEN_SCOPE`; the token endpoint trusted through `extra_roots` too
+    /// (`AUTH_CA_CERT`, PEM). The error is one line naming the variable.
+    pub fn from_config(
+        issuer: &str,
+        config: &BillingConfig,
+        extra_roots: Option<&[u8]>,
+    ) -> Result<BillingClient, String> {
+        let mut tokens =
+            TokenSource::builder(config.client_id.as_str()).issuer(issuer).client_auth(config.client_auth.clone());
+        if let Some(pem) = extra_roots {
+            tokens = tokens.extra_root_certificates(pem).map_err(|e| format!("AUTH_CA_CERT: {e}"))?;
+        }
+        let tokens =
+            tokens.build().map_err(|e| format!("AUTH_ISSUER (token endpoint discovery) or AUTH_CLIENT_ID: {e}"))?;
         let mut target = TokenTarget::resource(config.resource.as_str());
         if let Some(scope) = &config.scope {
             target = target.scope(scope);

@@ -1,9 +1,11 @@
 //! Service configuration from environment variables.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
 
 use auth_core::client::{ClientAuth, ClientKey};
-use auth_core::{Algorithm, Issuer, Validator};
+use auth_core::{Algorithm, BindingMode, Issuer, Validator};
 
 /// What the example services read from the environment.
 #[derive(Debug, Clone)]
@@ -20,6 +22,73 @@ pub struct ServiceConfig {
     /// `BILLING_URL` and the client variables: the downstream call of
     /// `GET /orders/{id}/invoice` (`None` without `BILLING_URL`: the route answers 404).
     pub billing: Option<BillingConfig>,
+    /// `AUTH_CERT_BINDING` (`off`, `if-present` or `required`; default `if-present`):
+    /// how certificate-bound tokens (RFC 8705, `cnf.x5t#S256`) are treated.
+    pub cert_binding: BindingMode,
+    /// `AUTH_TRUSTED_PROXIES` (optional): comma-separated CIDRs (or addresses) of the
+    /// proxies whose `Client-Cert` (RFC 9440) and `x-forwarded-client-cert` headers are
+    /// believed. Default: none.
+    pub trusted_proxies: Vec<String>,
+    /// `AUTH_TLS_CERT`, `AUTH_TLS_KEY` and optionally `AUTH_TLS_CLIENT_CA`: serve HTTPS
+    /// (`None`: plain HTTP).
+    pub tls: Option<TlsConfig>,
+    /// `AUTH_CA_CERT` (optional): CA certificates (PEM) trusted, besides the platform's,
+    /// for the issuer's discovery, JWKS and token endpoints.
+    pub ca_cert: Option<CaCert>,
+}
+
+/// HTTPS serving: the files, read and checked at start-up, and the rustls configuration
+/// made of them. Its `Debug` shows the paths only.
+#[derive(Clone)]
+pub struct TlsConfig {
+    /// `AUTH_TLS_CERT`: the server's certificate chain (PEM, leaf first).
+    pub cert: String,
+    /// `AUTH_TLS_KEY`: its private key (PEM).
+    pub key: String,
+    /// `AUTH_TLS_CLIENT_CA` (optional): the CAs whose client certificates are accepted;
+    /// with it, client certificates are requested (not required).
+    pub client_ca: Option<String>,
+    server: Arc<rustls::ServerConfig>,
+}
+
+impl std::fmt::Debug for TlsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsConfig")
+            .field("cert", &self.cert)
+            .field("key", &self.key)
+            .field("client_ca", &self.client_ca)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TlsConfig {
+    /// The rustls server configuration (for `auth_tower::tls::serve`, actix-web's
+    /// `bind_rustls_0_23`).
+    pub fn server_config(&self) -> Arc<rustls::ServerConfig> {
+        self.server.clone()
+    }
+}
+
+/// `AUTH_CA_CERT`: the file and its certificates.
+#[derive(Clone)]
+pub struct CaCert {
+    /// The path.
+    pub path: String,
+    pem: Vec<u8>,
+    certificates: Vec<reqwest::Certificate>,
+}
+
+impl std::fmt::Debug for CaCert {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CaCert").field("path", &self.path).field("certificates", &self.certificates.len()).finish()
+    }
+}
+
+impl CaCert {
+    /// The PEM text as read.
+    pub fn pem(&self) -> &[u8] {
+        &self.pem
+    }
 }
 
 /// The downstream billing service and how the service gets its own tokens for it
@@ -62,25 +131,147 @@ impl ServiceConfig {
             Some(v) => v.parse().map_err(|_| format!("BIND_ADDR {v:?} is not an address like 127.0.0.1:8080"))?,
         };
         let billing = BillingConfig::from_lookup(&get)?;
-        Ok(ServiceConfig { issuer, audience, jwks_url, bind, billing })
+        let set = |name: &str| get(name).filter(|v| !v.trim().is_empty()).map(|v| v.trim().to_owned());
+        let cert_binding = match set("AUTH_CERT_BINDING") {
+            None => BindingMode::default(),
+            Some(name) => BindingMode::from_name(&name)
+                .ok_or_else(|| format!("AUTH_CERT_BINDING {name:?} is not one of off, if-present, required"))?,
+        };
+        let trusted_proxies = match set("AUTH_TRUSTED_PROXIES") {
+            None => Vec::new(),
+            Some(list) => trusted_proxies(&list)?,
+        };
+        let tls = TlsConfig::from_lookup(&set)?;
+        let ca_cert = set("AUTH_CA_CERT").map(|path| CaCert::read(&path)).transpose()?;
+        Ok(ServiceConfig { issuer, audience, jwks_url, bind, billing, cert_binding, trusted_proxies, tls, ca_cert })
     }
 
     /// The client of the billing service, if `BILLING_URL` is set.
     pub fn billing_client(&self) -> Result<Option<crate::billing::BillingClient>, String> {
+        let roots = self.ca_cert.as_ref().map(CaCert::pem);
         self.billing
             .as_ref()
-            .map(|billing| crate::billing::BillingClient::from_config(&self.issuer, billing))
+            .map(|billing| crate::billing::BillingClient::from_config(&self.issuer, billing, roots))
             .transpose()
     }
 
-    /// The validator, everything else at the library defaults.
+    /// The validator: the binding mode and trusted proxies as configured, the key fetches
+    /// trusting `AUTH_CA_CERT` too when set, everything else at the library defaults.
     pub fn validator(&self) -> Result<Validator, String> {
         let issuer = match &self.jwks_url {
             Some(url) => Issuer::jwks_url(&self.issuer, url),
             None => Issuer::discovery(&self.issuer),
         };
         let var = if self.jwks_url.is_some() { "AUTH_ISSUER or AUTH_JWKS_URL" } else { "AUTH_ISSUER" };
-        Validator::builder().issuer(issuer.audience(&self.audience)).build().map_err(|e| format!("{var}: {e}"))
+        let mut builder = Validator::builder()
+            .issuer(issuer.audience(&self.audience))
+            .certificate_binding(self.cert_binding)
+            .trusted_proxies(self.trusted_proxies.iter().cloned());
+        if let Some(ca) = &self.ca_cert {
+            builder = builder.http_client(ca.key_client()?);
+        }
+        builder.build().map_err(|e| match e {
+            auth_core::ConfigError::InvalidSetting { name: "trusted_proxies", .. } => {
+                format!("AUTH_TRUSTED_PROXIES: {e}")
+            }
+            e => format!("{var}: {e}"),
+        })
+    }
+
+    /// `http` or `https`, as the services serve.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
+    }
+}
+
+/// `AUTH_TRUSTED_PROXIES`: comma-separated CIDRs (`10.0.0.0/8`, `::1/128`) or addresses.
+fn trusted_proxies(list: &str) -> Result<Vec<String>, String> {
+    let mut ranges = Vec::new();
+    for range in list.split(',').map(str::trim).filter(|r| !r.is_empty()) {
+        let valid = match range.split_once('/') {
+            None => range.parse::<IpAddr>().is_ok(),
+            Some((addr, prefix)) => match (addr.parse::<IpAddr>(), prefix.parse::<u8>()) {
+                (Ok(IpAddr::V4(_)), Ok(bits)) => bits <= 32,
+                (Ok(IpAddr::V6(_)), Ok(bits)) => bits <= 128,
+                _ => false,
+            },
+        };
+        if !valid {
+            return Err(format!("AUTH_TRUSTED_PROXIES: {range:?} is not a CIDR such as 10.0.0.0/8 or an IP address"));
+        }
+        ranges.push(range.to_owned());
+    }
+    Ok(ranges)
+}
+
+impl TlsConfig {
+    /// `AUTH_TLS_CERT` and `AUTH_TLS_KEY` (both or neither), `AUTH_TLS_CLIENT_CA` only with
+    /// them; the files are read and the configuration built here.
+    fn from_lookup(set: &impl Fn(&str) -> Option<String>) -> Result<Option<TlsConfig>, String> {
+        let (cert, key, client_ca) = (set("AUTH_TLS_CERT"), set("AUTH_TLS_KEY"), set("AUTH_TLS_CLIENT_CA"));
+        let (cert, key) = match (cert, key) {
+            (None, None) if client_ca.is_some() => {
+                return Err("AUTH_TLS_CLIENT_CA is set without AUTH_TLS_CERT and AUTH_TLS_KEY".into());
+            }
+            (None, None) => return Ok(None),
+            (Some(_), None) => return Err("AUTH_TLS_KEY is required with AUTH_TLS_CERT".into()),
+            (None, Some(_)) => return Err("AUTH_TLS_CERT is required with AUTH_TLS_KEY".into()),
+            (Some(cert), Some(key)) => (cert, key),
+        };
+        let read =
+            |name: &str, path: &str| std::fs::read(path).map_err(|e| format!("{name} {path:?} cannot be read: {e}"));
+        let chain_pem = read("AUTH_TLS_CERT", &cert)?;
+        let key_pem = read("AUTH_TLS_KEY", &key)?;
+        let ca_pem = client_ca.as_deref().map(|path| read("AUTH_TLS_CLIENT_CA", path)).transpose()?;
+        let server = auth_core::tls_server_config(&chain_pem, &key_pem, ca_pem.as_deref()).map_err(|e| {
+            // The core names the part ("server certificate", "server key", "client CA").
+            let text = e.to_string();
+            let name = if text.contains("server key") {
+                format!("AUTH_TLS_KEY {key:?}")
+            } else if text.contains("client CA") {
+                format!("AUTH_TLS_CLIENT_CA {:?}", client_ca.as_deref().unwrap_or_default())
+            } else {
+                format!("AUTH_TLS_CERT {cert:?} or AUTH_TLS_KEY {key:?}")
+            };
+            format!("{name}: {text}")
+        })?;
+        Ok(Some(TlsConfig { cert, key, client_ca, server: Arc::new(server) }))
+    }
+}
+
+impl CaCert {
+    /// `AUTH_CA_CERT`: at least one PEM certificate.
+    fn read(path: &str) -> Result<CaCert, String> {
+        let pem = std::fs::read(path).map_err(|e| format!("AUTH_CA_CERT {path:?} cannot be read: {e}"))?;
+        let certificates = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| format!("AUTH_CA_CERT {path:?} is not PEM certificates: {e}"))?;
+        if certificates.is_empty() {
+            return Err(format!("AUTH_CA_CERT {path:?} has no CERTIFICATE"));
+        }
+        Ok(CaCert { path: path.to_owned(), pem, certificates })
+    }
+
+    /// The validator's key-fetch client with these roots added to the platform's; the
+    /// library's default fetch settings otherwise (5 s timeouts, redirects only within
+    /// the same origin, no idle connections kept).
+    fn key_client(&self) -> Result<reqwest::Client, String> {
+        const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+        reqwest::Client::builder()
+            .tls_certs_merge(self.certificates.iter().cloned())
+            .connect_timeout(FETCH_TIMEOUT)
+            .timeout(FETCH_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::custom(|attempt| {
+                let same_origin = attempt.previous().first().is_some_and(|first| {
+                    let next = attempt.url();
+                    first.scheme() == next.scheme()
+                        && first.host_str() == next.host_str()
+                        && first.port_or_known_default() == next.port_or_known_default()
+                });
+                if attempt.previous().len() > 5 || !same_origin { attempt.stop() } else { attempt.follow() }
+            }))
+            .pool_max_idle_per_host(0)
+            .build()
+            .map_err(|e| format!("AUTH_CA_CERT {:?}: {e}", self.path))
     }
 }
 
@@ -369,6 +560,129 @@ mod tests {
         let c = ServiceConfig::from_lookup(lookup(&[("AUTH_ISSUER", "https://i/"), ("AUTH_AUDIENCE", "a")])).unwrap();
         assert_eq!(c.bind.to_string(), "127.0.0.1:8080");
         assert!(c.jwks_url.is_none());
+        assert_eq!(c.cert_binding, BindingMode::IfPresent);
+        assert!(c.trusted_proxies.is_empty());
+        assert!(c.tls.is_none() && c.ca_cert.is_none());
+        assert_eq!(c.scheme(), "http");
         assert!(c.validator().is_ok());
+    }
+
+    #[test]
+    fn binding_mode_and_trusted_proxies() {
+        for (name, mode) in
+            [("off", BindingMode::Off), (" if-present ", BindingMode::IfPresent), ("required", BindingMode::Required)]
+        {
+            assert_eq!(with_billing(&[("AUTH_CERT_BINDING", name)]).unwrap().cert_binding, mode, "{name}");
+        }
+        let c = with_billing(&[("AUTH_TRUSTED_PROXIES", " 10.0.0.0/8, 192.168.1.7 ,::1/128,,")]).unwrap();
+        assert_eq!(c.trusted_proxies, ["10.0.0.0/8", "192.168.1.7", "::1/128"]);
+        assert!(c.validator().is_ok());
+        for (extra, variable) in [
+            (("AUTH_CERT_BINDING", "Required"), "AUTH_CERT_BINDING"),
+            (("AUTH_CERT_BINDING", "on"), "AUTH_CERT_BINDING"),
+            (("AUTH_TRUSTED_PROXIES", "10.0.0.0/33"), "AUTH_TRUSTED_PROXIES"),
+            (("AUTH_TRUSTED_PROXIES", "::1/129"), "AUTH_TRUSTED_PROXIES"),
+            (("AUTH_TRUSTED_PROXIES", "10.0.0.0/8,proxy.internal"), "AUTH_TRUSTED_PROXIES"),
+            (("AUTH_TRUSTED_PROXIES", "10.0.0.0/x"), "AUTH_TRUSTED_PROXIES"),
+        ] {
+            let message = err(with_billing(&[extra]));
+            assert!(message.starts_with(variable), "{extra:?}: {message}");
+            assert!(!message.contains('\n'), "{extra:?}: not one line: {message}");
+        }
+    }
+
+    #[test]
+    fn tls_files() {
+        let ca = auth_core::testkit::TestCa::new("examples config CA").unwrap();
+        let server = ca.server_certificate().unwrap();
+        let cert = KeyFile::new("tls-cert", &server.cert_pem);
+        let key = KeyFile::new("tls-key", &server.key_pem);
+        let client_ca = KeyFile::new("tls-client-ca", ca.cert_pem());
+        let garbage = KeyFile::new("tls-garbage", "not PEM");
+        let c = with_billing(&[("AUTH_TLS_CERT", cert.path()), ("AUTH_TLS_KEY", key.path())]).unwrap();
+        let tls = c.tls.as_ref().unwrap();
+        assert!(tls.client_ca.is_none());
+        assert_eq!(c.scheme(), "https");
+        assert!(!format!("{c:?}").contains("PRIVATE KEY"), "{c:?}");
+        assert!(tls.server_config().alpn_protocols.contains(&b"http/1.1".to_vec()));
+        let c = with_billing(&[
+            ("AUTH_TLS_CERT", cert.path()),
+            ("AUTH_TLS_KEY", key.path()),
+            ("AUTH_TLS_CLIENT_CA", client_ca.path()),
+        ])
+        .unwrap();
+        assert_eq!(c.tls.unwrap().client_ca.as_deref(), Some(client_ca.path()));
+        let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
+            (vec![("AUTH_TLS_CERT", cert.path())], "AUTH_TLS_KEY is required with AUTH_TLS_CERT"),
+            (vec![("AUTH_TLS_KEY", key.path())], "AUTH_TLS_CERT is required with AUTH_TLS_KEY"),
+            (vec![("AUTH_TLS_CLIENT_CA", client_ca.path())], "AUTH_TLS_CLIENT_CA is set without"),
+            (
+                vec![("AUTH_TLS_CERT", cert.path()), ("AUTH_TLS_CLIENT_CA", client_ca.path())],
+                "AUTH_TLS_KEY is required",
+            ),
+            (vec![("AUTH_TLS_CERT", "/nonexistent/cert.pem"), ("AUTH_TLS_KEY", key.path())], "AUTH_TLS_CERT "),
+            (vec![("AUTH_TLS_CERT", cert.path()), ("AUTH_TLS_KEY", "/nonexistent/key.pem")], "AUTH_TLS_KEY "),
+            (vec![("AUTH_TLS_CERT", cert.path()), ("AUTH_TLS_KEY", garbage.path())], "AUTH_TLS_KEY "),
+            (vec![("AUTH_TLS_CERT", garbage.path()), ("AUTH_TLS_KEY", key.path())], "AUTH_TLS_CERT "),
+            (
+                vec![
+                    ("AUTH_TLS_CERT", cert.path()),
+                    ("AUTH_TLS_KEY", key.path()),
+                    ("AUTH_TLS_CLIENT_CA", garbage.path()),
+                ],
+                "AUTH_TLS_CLIENT_CA ",
+            ),
+            (
+                vec![
+                    ("AUTH_TLS_CERT", cert.path()),
+                    ("AUTH_TLS_KEY", key.path()),
+                    ("AUTH_TLS_CLIENT_CA", "/nonexistent/ca.pem"),
+                ],
+                "AUTH_TLS_CLIENT_CA ",
+            ),
+        ];
+        for (extra, start) in cases {
+            let message = err(with_billing(&extra));
+            assert!(message.starts_with(start), "{extra:?}: {message}");
+            assert!(!message.contains('\n'), "{extra:?}: not one line: {message}");
+        }
+    }
+
+    #[test]
+    fn issuer_ca() {
+        let ca = auth_core::testkit::TestCa::new("examples issuer CA").unwrap();
+        let file = KeyFile::new("issuer-ca", ca.cert_pem());
+        let garbage = KeyFile::new("issuer-ca-garbage", "no certificate here");
+        let c = billing_with(&[("AUTH_CA_CERT", file.path()), ("AUTH_CLIENT_SECRET", "s")]).unwrap();
+        assert_eq!(c.ca_cert.as_ref().unwrap().path, file.path());
+        assert!(c.validator().is_ok());
+        assert!(c.billing_client().unwrap().is_some());
+        for path in ["/nonexistent/ca.pem", garbage.path()] {
+            let message = err(with_billing(&[("AUTH_CA_CERT", path)]));
+            assert!(message.starts_with("AUTH_CA_CERT "), "{path}: {message}");
+        }
+    }
+
+    /// With `AUTH_CA_CERT`, the validator fetches keys from an https issuer whose
+    /// certificate chains to that CA (and without it, cannot).
+    #[tokio::test]
+    async fn the_validator_trusts_the_issuer_ca() {
+        let idp = auth_core::testkit::TestIssuer::start_tls().await.unwrap();
+        let file = KeyFile::new("https-issuer-ca", idp.ca_pem());
+        let issuer = idp.issuer().to_owned();
+        let config = |ca: Option<&str>| {
+            let (issuer, ca) = (issuer.clone(), ca.map(str::to_owned));
+            ServiceConfig::from_lookup(move |name| match name {
+                "AUTH_ISSUER" => Some(issuer.clone()),
+                "AUTH_AUDIENCE" => Some(auth_core::testkit::DEFAULT_AUDIENCE.into()),
+                "AUTH_CA_CERT" => ca.clone(),
+                _ => None,
+            })
+            .unwrap()
+        };
+        let token = idp.token().sign();
+        config(Some(file.path())).validator().unwrap().validate(&token).await.unwrap();
+        let err = config(None).validator().unwrap().validate(&token).await.unwrap_err();
+        assert_eq!(err.reason(), auth_core::RejectReason::KeysUnavailable, "{err:?}");
     }
 }

@@ -2,8 +2,8 @@
 //! the test-kit issuer, the axum and the actix service on loopback, call them, compare.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
-use actix_web::{App, HttpServer};
 use auth_core::Validator;
 use auth_core::client::{ClientAuth, TokenSource, TokenTarget};
 use auth_core::testkit::{TestClient, TestIssuer};
@@ -30,14 +30,26 @@ pub async fn start_axum_with_billing(
     billing: Option<BillingClient>,
 ) -> Result<RunningService, String> {
     let app = crate::axum_app::router_with_billing(validator, billing).map_err(|e| e.to_string())?;
+    serve_axum(app, None).await
+}
+
+/// [`start_axum`] over HTTPS with `tls` (for example with client certificates requested:
+/// `auth_core::tls_server_config`); the base is `https://127.0.0.1:PORT`.
+pub async fn start_axum_tls(validator: &Validator, tls: Arc<rustls::ServerConfig>) -> Result<RunningService, String> {
+    let app = crate::axum_app::router(validator).map_err(|e| e.to_string())?;
+    serve_axum(app, Some(tls)).await
+}
+
+async fn serve_axum(app: axum::Router, tls: Option<Arc<rustls::ServerConfig>>) -> Result<RunningService, String> {
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     tokio::spawn(async move {
-        if let Err(err) = axum::serve(listener, app).await {
+        if let Err(err) = crate::axum_app::serve(listener, app, tls).await {
             eprintln!("axum service stopped: {err}");
         }
     });
-    Ok(RunningService { name: "axum", base: format!("http://{addr}") })
+    Ok(RunningService { name: "axum", base: format!("{scheme}://{addr}") })
 }
 
 /// Serves the actix example on a loopback port, on a thread of its own (actix-web runs
@@ -52,26 +64,41 @@ pub fn start_actix_with_billing(
     billing: Option<BillingClient>,
 ) -> Result<RunningService, String> {
     let routes = crate::actix_app::routes_with_billing(validator, billing).map_err(|e| e.to_string())?;
+    serve_actix(routes, None)
+}
+
+/// [`start_actix`] over HTTPS with `tls` (client certificates read by
+/// `auth_actix::client_certificate`); the base is `https://127.0.0.1:PORT`.
+pub fn start_actix_tls(validator: &Validator, tls: Arc<rustls::ServerConfig>) -> Result<RunningService, String> {
+    let routes = crate::actix_app::routes(validator).map_err(|e| e.to_string())?;
+    serve_actix(routes, Some(tls))
+}
+
+fn serve_actix<R>(routes: R, tls: Option<Arc<rustls::ServerConfig>>) -> Result<RunningService, String>
+where
+    R: Fn(&mut actix_web::web::ServiceConfig) + Clone + Send + 'static,
+{
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let (tx, rx) = std::sync::mpsc::channel::<Result<SocketAddr, String>>();
     std::thread::spawn(move || {
         let system = actix_web::rt::System::new();
         system.block_on(async move {
-            let server =
-                HttpServer::new(move || App::new().configure(routes.clone())).workers(1).bind(("127.0.0.1", 0));
-            let server = match server {
-                Ok(server) => server,
+            let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+            let server = match crate::actix_app::server(routes, loopback, tls.as_deref(), Some(1), false) {
+                Ok((server, addrs)) => {
+                    let _ = tx.send(addrs.first().copied().ok_or_else(|| "no address".to_string()));
+                    server
+                }
                 Err(err) => {
                     let _ = tx.send(Err(err.to_string()));
                     return;
                 }
             };
-            let addr = server.addrs().first().copied().ok_or_else(|| "no address".to_string());
-            let _ = tx.send(addr);
-            let _ = server.disable_signals().run().await;
+            let _ = server.await;
         });
     });
     let addr = rx.recv().map_err(|e| e.to_string())??;
-    Ok(RunningService { name: "actix", base: format!("http://{addr}") })
+    Ok(RunningService { name: "actix", base: format!("{scheme}://{addr}") })
 }
 
 /// One request of the demo.

@@ -109,12 +109,25 @@ pub(crate) struct Answer {
     pub(crate) arrived: Instant,
 }
 
-/// One client-credentials request (RFC 6749 §4.4.2) to `endpoint`.
+/// RFC 8693 §3: the token type of access tokens.
+pub(crate) const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+
+/// What a token request asks for.
+pub(crate) enum Grant<'a> {
+    /// RFC 6749 §4.4: the client's own token.
+    ClientCredentials,
+    /// RFC 8693 §2.1: a token for `subject` (an access token), acted for by `actor`.
+    TokenExchange { subject: &'a str, actor: Option<&'a str> },
+}
+
+/// One token request to `endpoint`.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn request_token(
     fetcher: &Fetcher,
     endpoint: &Resolved,
     client_id: &str,
     auth: &ClientAuth,
+    grant: &Grant<'_>,
     target: &TokenTarget,
     max_token: usize,
     default_lifetime: Duration,
@@ -129,7 +142,21 @@ pub(crate) async fn request_token(
         auth.authenticate(client_id, endpoint.issuer.as_deref(), url.as_str()).map_err(TokenSourceError::Assertion)?;
     let form = {
         let mut form = url::form_urlencoded::Serializer::new(String::new());
-        form.append_pair("grant_type", "client_credentials");
+        match grant {
+            Grant::ClientCredentials => {
+                form.append_pair("grant_type", "client_credentials");
+            }
+            Grant::TokenExchange { subject, actor } => {
+                form.append_pair("grant_type", "urn:ietf:params:oauth:grant-type:token-exchange");
+                form.append_pair("subject_token", subject);
+                form.append_pair("subject_token_type", ACCESS_TOKEN_TYPE);
+                if let Some(actor) = actor {
+                    form.append_pair("actor_token", actor);
+                    form.append_pair("actor_token_type", ACCESS_TOKEN_TYPE);
+                }
+                form.append_pair("requested_token_type", ACCESS_TOKEN_TYPE);
+            }
+        }
         for (name, value) in &credentials.params {
             form.append_pair(name, value);
         }
@@ -188,7 +215,8 @@ pub(crate) async fn request_token(
     if !(200..300).contains(&status) {
         return Err(response::failure(status, &body, retry_after));
     }
-    let issued = response::success(&body, max_token, default_lifetime)?;
+    let exchange = matches!(grant, Grant::TokenExchange { .. });
+    let issued = response::success(&body, max_token, default_lifetime, exchange)?;
     Ok(Answer { issued, arrived })
 }
 

@@ -11,6 +11,7 @@ mod client_auth;
 mod downstream;
 mod endpoint;
 mod error;
+mod exchange;
 mod response;
 mod source;
 mod target;
@@ -23,6 +24,7 @@ pub use client_auth::{AssertionAudience, ClientAuth, ClientKey, ClientKeyProvide
 pub use downstream::says_invalid_token;
 pub use endpoint::Metadata;
 pub use error::TokenSourceError;
+pub use exchange::{DEFAULT_EXCHANGE_CACHE, TokenExchange};
 pub use source::{CLIENT_LOG_TARGET, TargetToken, TokenSource, TokenSourceBuilder, TokenSourceStats};
 pub use target::TokenTarget;
 pub use token::AccessToken;

@@ -29,6 +29,7 @@ struct Success {
     token_type: Option<Value>,
     expires_in: Option<Value>,
     scope: Option<Value>,
+    issued_token_type: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -38,9 +39,23 @@ struct Failure {
 }
 
 /// A 2xx body.
-pub(crate) fn success(body: &[u8], max_token: usize, default_lifetime: Duration) -> Result<Issued, TokenSourceError> {
+/// `exchange`: the answer to a token exchange, whose `issued_token_type` is required
+/// (RFC 8693 §2.2.1) and must be the access token type asked for.
+pub(crate) fn success(
+    body: &[u8],
+    max_token: usize,
+    default_lifetime: Duration,
+    exchange: bool,
+) -> Result<Issued, TokenSourceError> {
     let invalid = |why: &str| TokenSourceError::InvalidResponse(why.to_owned());
     let parsed: Success = serde_json::from_slice(body).map_err(|_| invalid("not a JSON object"))?;
+    if exchange {
+        match &parsed.issued_token_type {
+            Some(Value::String(t)) if t == super::endpoint::ACCESS_TOKEN_TYPE => {}
+            Some(_) => return Err(invalid("issued_token_type is not an access token")),
+            None => return Err(invalid("no issued_token_type (RFC 8693 §2.2.1)")),
+        }
+    }
     let access_token = match parsed.access_token {
         Some(Value::String(token)) => token,
         Some(_) => return Err(invalid("access_token is not a string")),
@@ -138,7 +153,7 @@ mod tests {
     const DEFAULT: Duration = Duration::from_secs(60);
 
     fn ok(body: &str) -> Result<Issued, TokenSourceError> {
-        success(body.as_bytes(), MAX, DEFAULT)
+        success(body.as_bytes(), MAX, DEFAULT, false)
     }
 
     #[test]
@@ -193,6 +208,19 @@ mod tests {
         assert!(ok(r#"{"access_token":"a.b-c_d~e+f/g==","token_type":"Bearer","expires_in":60}"#).is_ok());
         assert!(ok(r#"{"access_token":7,"token_type":"Bearer"}"#).is_err());
         assert!(ok("[]").is_err());
+    }
+
+    #[test]
+    fn an_exchange_answer_names_the_issued_token_type() {
+        let ok = |body: &str| success(body.as_bytes(), MAX, DEFAULT, true);
+        let typed = r#"{"access_token":"a","token_type":"Bearer","expires_in":60,"issued_token_type":"urn:ietf:params:oauth:token-type:access_token"}"#;
+        assert!(ok(typed).is_ok());
+        for body in [
+            r#"{"access_token":"a","token_type":"Bearer","expires_in":60}"#,
+            r#"{"access_token":"a","token_type":"Bearer","issued_token_type":"urn:ietf:params:oauth:token-type:id_token"}"#,
+        ] {
+            assert!(matches!(ok(body), Err(TokenSourceError::InvalidResponse(_))), "{body}");
+        }
     }
 
     #[test]

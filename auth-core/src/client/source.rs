@@ -78,12 +78,12 @@ struct SourceInner {
 }
 
 /// What every target of one source shares: the client, its credentials and the settings.
-struct Engine {
-    client_id: String,
-    auth: ClientAuth,
-    endpoint: Endpoint,
-    fetcher: Fetcher,
-    settings: Settings,
+pub(super) struct Engine {
+    pub(super) client_id: String,
+    pub(super) auth: ClientAuth,
+    pub(super) endpoint: Endpoint,
+    pub(super) fetcher: Fetcher,
+    pub(super) settings: Settings,
     shut_down: AtomicBool,
     shutdown: Notify,
     next_target: AtomicU64,
@@ -93,9 +93,9 @@ struct Engine {
 }
 
 #[derive(Debug, Clone)]
-struct Settings {
-    max_token_bytes: usize,
-    default_lifetime: Duration,
+pub(super) struct Settings {
+    pub(super) max_token_bytes: usize,
+    pub(super) default_lifetime: Duration,
     min_lifetime: Duration,
     backoff_initial: Duration,
     backoff_max: Duration,
@@ -177,6 +177,13 @@ impl TokenSource {
             failures: e.failures.load(Ordering::Relaxed),
             waits: e.waits.load(Ordering::Relaxed),
         }
+    }
+
+    /// Token exchange (RFC 8693) with this client's credentials: tokens for another
+    /// service on behalf of a caller, acted for by `actor`'s token (the service's own, as
+    /// `actor_token`) when given. See [`TokenExchange`](super::TokenExchange).
+    pub fn exchange(&self, actor: Option<TargetToken>) -> super::TokenExchange {
+        super::TokenExchange::new(self.inner.engine.clone(), actor)
     }
 
     /// The client id.
@@ -451,6 +458,7 @@ impl TargetState {
                 &resolved,
                 &engine.client_id,
                 &engine.auth,
+                &endpoint::Grant::ClientCredentials,
                 &self.target,
                 engine.settings.max_token_bytes,
                 engine.settings.default_lifetime,

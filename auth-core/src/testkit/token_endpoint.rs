@@ -14,6 +14,42 @@ use super::server::PeerCertificate;
 use super::{IssuedCertificate, Shared, TestKey};
 use crate::clock::unix_now;
 
+/// RFC 8693 §2.1.
+const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+/// RFC 8693 §3.
+const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+
+/// A subject or actor token of a token exchange: one of this issuer's access tokens,
+/// signed by a published key and unexpired. Its claims.
+fn exchanged_token(shared: &Shared, req: &SeenTokenRequest, name: &str) -> Result<Value, (u16, Value)> {
+    let invalid = |why: &str| error(400, "invalid_grant", &format!("{name}: {why}"));
+    let type_name = format!("{name}_type");
+    if req.param(&type_name) != Some(ACCESS_TOKEN_TYPE) {
+        return Err(error(400, "invalid_request", &format!("{type_name} must be the access token type")));
+    }
+    let token = req.param(name).ok_or_else(|| invalid("missing"))?;
+    let header = jsonwebtoken::decode_header(token).map_err(|_| invalid("not a JWT"))?;
+    let key = {
+        let state = shared.state();
+        header
+            .kid
+            .as_deref()
+            .filter(|kid| state.published.iter().any(|p| p == kid))
+            .and_then(|kid| state.keys.get(kid).cloned())
+    }
+    .ok_or_else(|| invalid("not signed by a published key"))?;
+    let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(key.public_jwk()).map_err(|_| invalid("key"))?;
+    let decoding = jsonwebtoken::DecodingKey::from_jwk(&jwk).map_err(|_| invalid("key"))?;
+    let mut validation = jsonwebtoken::Validation::new(key.algorithm().to_jsonwebtoken());
+    validation.validate_aud = false;
+    validation.leeway = 0;
+    validation.set_issuer(&[shared.issuer.as_str()]);
+    crate::crypto::provider().map_err(|_| invalid("crypto"))?;
+    jsonwebtoken::decode::<Value>(token, &decoding, &validation)
+        .map(|data| data.claims)
+        .map_err(|e| invalid(&e.to_string()))
+}
+
 /// RFC 7523 §2.2.
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
@@ -201,10 +237,32 @@ pub(crate) fn answer(
 }
 
 fn grant(shared: &Shared, req: &SeenTokenRequest, peer: Option<&[u8]>) -> Result<(u16, Value), (u16, Value)> {
-    if req.param("grant_type") != Some("client_credentials") {
-        return Err(error(400, "unsupported_grant_type", "only client_credentials"));
-    }
+    let exchange = match req.param("grant_type") {
+        Some("client_credentials") => false,
+        Some(TOKEN_EXCHANGE) => true,
+        _ => return Err(error(400, "unsupported_grant_type", "client_credentials or token exchange")),
+    };
     let client = authenticate(shared, req, peer)?;
+    // RFC 8693: who the token is for (the subject's sub and client_id) and who acts.
+    let (subject, client_id, act, subject_exp) = if exchange {
+        let subject = exchanged_token(shared, req, "subject_token")?;
+        let actor = match req.param("actor_token") {
+            Some(_) => Some(exchanged_token(shared, req, "actor_token")?),
+            None => None,
+        };
+        let mut act = match &actor {
+            Some(actor) => json!({ "sub": actor["sub"], "client_id": actor["client_id"] }),
+            None => json!({ "sub": client.id }),
+        };
+        if let Some(previous) = subject.get("act") {
+            act["act"] = previous.clone();
+        }
+        let sub = subject["sub"].as_str().unwrap_or_default().to_owned();
+        let subject_client = subject["client_id"].as_str().unwrap_or_default().to_owned();
+        (sub, subject_client, Some(act), subject["exp"].as_i64())
+    } else {
+        (client.id.clone(), client.id.clone(), None, None)
+    };
     let binding = match (client.bound, peer) {
         (false, _) => None,
         (true, Some(der)) => Some(super::thumbprint(der)),
@@ -233,19 +291,26 @@ fn grant(shared: &Shared, req: &SeenTokenRequest, peer: Option<&[u8]>) -> Result
         let state = shared.state();
         (state.keys.get(&state.signing).cloned(), state.tokens.lifetime, state.tokens.expires_in)
     };
-    let secs = lifetime.as_secs() as i64;
+    // An exchanged token never outlives the caller's.
+    let secs = (lifetime.as_secs() as i64).min(subject_exp.map_or(i64::MAX, |exp| exp - unix_now()));
     let mut token = super::TokenBuilder::new(&shared.issuer, key);
     if let Some(thumbprint) = binding {
         token = token.claim("cnf", json!({ "x5t#S256": thumbprint }));
     }
+    if let Some(act) = act {
+        token = token.claim("act", act);
+    }
     let token = token
-        .claim("sub", client.id.as_str())
-        .claim("client_id", client.id.as_str())
+        .claim("sub", subject.as_str())
+        .claim("client_id", client_id.as_str())
         .claim("aud", aud)
         .claim("scope", granted.join(" "))
         .claim("exp", unix_now() + secs)
         .sign();
     let mut body = json!({ "access_token": token, "token_type": "Bearer", "scope": granted.join(" ") });
+    if exchange {
+        body["issued_token_type"] = ACCESS_TOKEN_TYPE.into();
+    }
     match style {
         ExpiresIn::Number => body["expires_in"] = secs.into(),
         ExpiresIn::String => body["expires_in"] = secs.to_string().into(),

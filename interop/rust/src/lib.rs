@@ -15,7 +15,8 @@
 //! `private_key_jwt` client (`pkjwt-client`) whose public keys come from a
 //! [`ClientJwtKey`], and https with client certificates (RFC 8705 `mtls-client`,
 //! `mtls-bound-client`) from a [`TestCa`]: the calling side's test material, made here with
-//! `rcgen`.
+//! `rcgen`. [`Provider::token_over_mtls`] asks for a token over a connection that presents
+//! a client certificate: `mtls-bound-client`'s tokens are then bound to it (RFC 8705 §3).
 //!
 //! Node.js and npm are required. When they are missing, or `npm ci` fails, starting fails
 //! with the reason; [`start_or_skip`] turns that into a panic unless the developer opted
@@ -439,15 +440,58 @@ impl Provider {
 
     /// Asks the token endpoint for a client-credentials access token.
     pub async fn token(&self, request: &TokenRequest) -> Result<Minted, HarnessError> {
+        self.token_at(&self.http, &format!("{}/token", self.issuer), request).await
+    }
+
+    /// https mode: asks the mutual-TLS token endpoint (discovery's
+    /// `mtls_endpoint_aliases.token_endpoint`, RFC 8705 §5) for a client-credentials token
+    /// over a connection presenting `certificate` (with its key) as the client
+    /// certificate; the client still authenticates as `request.client` says
+    /// (`client_secret_basic`). For [`MTLS_BOUND_CLIENT`] the token is bound to that
+    /// certificate: `cnf["x5t#S256"]` is its thumbprint.
+    pub async fn token_over_mtls(
+        &self,
+        request: &TokenRequest,
+        certificate: &IssuedCertificate,
+    ) -> Result<Minted, HarnessError> {
+        let ca_pem =
+            self.ca_pem.as_deref().ok_or_else(|| HarnessError::Http("the provider is not in https mode".into()))?;
+        let discovery = self.get_json(&format!("{}/.well-known/openid-configuration", self.issuer)).await?;
+        let endpoint = discovery["mtls_endpoint_aliases"]["token_endpoint"]
+            .as_str()
+            .ok_or_else(|| {
+                HarnessError::Http(format!("discovery has no mtls_endpoint_aliases.token_endpoint: {discovery}"))
+            })?
+            .to_owned();
+        let root = reqwest::Certificate::from_pem(ca_pem.as_bytes())
+            .map_err(|e| HarnessError::Pki(format!("CA certificate: {e}")))?;
+        let identity =
+            reqwest::Identity::from_pem(format!("{}\n{}", certificate.cert_pem, certificate.key_pem).as_bytes())
+                .map_err(|e| HarnessError::Pki(format!("client certificate: {e}")))?;
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(HTTP_TIMEOUT)
+            .tls_certs_only([root])
+            .identity(identity)
+            .build()
+            .map_err(|e| HarnessError::Http(e.to_string()))?;
+        self.token_at(&client, &endpoint, request).await
+    }
+
+    async fn token_at(
+        &self,
+        http: &reqwest::Client,
+        url: &str,
+        request: &TokenRequest,
+    ) -> Result<Minted, HarnessError> {
         let mut form = url::form_urlencoded::Serializer::new(String::new());
         form.append_pair("grant_type", "client_credentials");
         form.append_pair("resource", request.api.resource());
         if let Some(scope) = &request.scope {
             form.append_pair("scope", scope);
         }
-        let response = self
-            .http
-            .post(format!("{}/token", self.issuer))
+        let response = http
+            .post(url)
             .basic_auth(request.client.id, Some(request.client.secret))
             .header("content-type", "application/x-www-form-urlencoded")
             .header("x-interop-alg", request.alg.as_str())

@@ -31,12 +31,14 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use auth_core::{Issuer, Validator, ValidatorBuilder};
+use base64::Engine as _;
 use examples::demo::{Answer, Case, RunningService, call, start_actix, start_axum};
 use interop_tests::{
-    Api, BILLING_CLIENT, ORDERS_CLIENT, Provider, READER_CLIENT, SHORT_LIVED_CLIENT, SigningAlg, TokenRequest,
-    start_or_skip, unix_now,
+    Api, BILLING_CLIENT, IssuedCertificate, MTLS_BOUND_CLIENT, ORDERS_CLIENT, Provider, ProviderOptions, READER_CLIENT,
+    SHORT_LIVED_CLIENT, SigningAlg, TestCa, TokenRequest, start_or_skip, start_or_skip_with, unix_now,
 };
 use reqwest::Method;
+use serde_json::Value;
 
 /// Starts the provider, or returns from the test when the developer opted out.
 macro_rules! provider {
@@ -197,7 +199,19 @@ fn service_command(binary: &Path) -> Command {
 }
 
 fn clean_env(command: &mut Command) {
-    for var in ["AUTH_ISSUER", "AUTH_AUDIENCE", "AUTH_JWKS_URL", "BIND_ADDR"] {
+    for var in [
+        "AUTH_ISSUER",
+        "AUTH_AUDIENCE",
+        "AUTH_JWKS_URL",
+        "BIND_ADDR",
+        "AUTH_CERT_BINDING",
+        "AUTH_TRUSTED_PROXIES",
+        "AUTH_TLS_CERT",
+        "AUTH_TLS_KEY",
+        "AUTH_TLS_CLIENT_CA",
+        "AUTH_CA_CERT",
+        "BILLING_URL",
+    ] {
         command.env_remove(var);
     }
 }
@@ -216,6 +230,19 @@ impl ServiceProcess {
     /// Starts `binary` with `AUTH_ISSUER=issuer`, `AUTH_AUDIENCE=orders-api` and a free
     /// loopback `BIND_ADDR`, and waits until `GET /health` answers.
     async fn start(name: &'static str, binary: &Path, issuer: &str) -> ServiceProcess {
+        Self::start_with(name, binary, issuer, &[], &client()).await
+    }
+
+    /// [`start`](Self::start) with more variables; `client` checks readiness (over https
+    /// when `AUTH_TLS_CERT` is among them).
+    async fn start_with(
+        name: &'static str,
+        binary: &Path,
+        issuer: &str,
+        env: &[(&str, &str)],
+        client: &reqwest::Client,
+    ) -> ServiceProcess {
+        let scheme = if env.iter().any(|(k, _)| *k == "AUTH_TLS_CERT") { "https" } else { "http" };
         let mut last_error = String::new();
         // The free port could be taken between probing and binding: try a few.
         for _ in 0..3 {
@@ -224,14 +251,16 @@ impl ServiceProcess {
             command
                 .env("AUTH_ISSUER", issuer)
                 .env("AUTH_AUDIENCE", AUDIENCE)
-                .env("BIND_ADDR", format!("127.0.0.1:{port}"));
+                .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+                .envs(env.iter().copied());
             let mut child = command.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
             let lifeline = child.stdin.take();
             let log = Arc::new(Mutex::new(Vec::new()));
             forward(name, child.stdout.take(), &log);
             forward(name, child.stderr.take(), &log);
-            let mut service = ServiceProcess { name, base: format!("http://127.0.0.1:{port}"), child, lifeline, log };
-            match service.wait_ready().await {
+            let base = format!("{scheme}://127.0.0.1:{port}");
+            let mut service = ServiceProcess { name, base, child, lifeline, log };
+            match service.wait_ready(client).await {
                 Ok(()) => return service,
                 Err(err) => last_error = err,
             }
@@ -242,8 +271,7 @@ impl ServiceProcess {
         panic!("{name} did not start: {last_error}");
     }
 
-    async fn wait_ready(&mut self) -> Result<(), String> {
-        let client = client();
+    async fn wait_ready(&mut self, client: &reqwest::Client) -> Result<(), String> {
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -570,4 +598,249 @@ async fn provider_outage_and_restart_through_both_services() {
         expect(&client, s.name, &s.base, &case("EdDSA after restart", Method::GET, Some(&ed), 200)).await;
     }
     assert!(late.is_ready());
+}
+
+// ---- certificate-bound tokens (RFC 8705) through the real binaries ----------------------
+
+/// The URI SAN of the bound caller's certificate.
+const WORKLOAD_SPIFFE_ID: &str = "spiffe://interop.test/ns/orders/sa/caller";
+
+/// A folder of PEM files for the services' variables, removed on drop.
+struct PemFiles(PathBuf);
+
+impl PemFiles {
+    fn new(tag: &str) -> PemFiles {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+        let dir = std::env::temp_dir().join(format!("interop-services-{tag}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        PemFiles(dir)
+    }
+
+    fn write(&self, name: &str, contents: &str) -> String {
+        let path = self.0.join(name);
+        std::fs::write(&path, contents).unwrap();
+        path.to_string_lossy().into_owned()
+    }
+}
+
+impl Drop for PemFiles {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The https provider, and a token it bound to `caller`'s certificate (asked for by
+/// `mtls-bound-client` over mutual TLS at the token endpoint's mTLS alias).
+struct Bound {
+    ca: TestCa,
+    idp: Provider,
+    caller: IssuedCertificate,
+    other: IssuedCertificate,
+    token: String,
+    files: PemFiles,
+    /// The CA's PEM file: the issuer's CA (`AUTH_CA_CERT`) and the services' client CA.
+    ca_file: String,
+}
+
+async fn bound(test: &str) -> Option<Bound> {
+    let ca = TestCa::new("interop services CA").unwrap();
+    let idp = start_or_skip_with(test, ProviderOptions::new().https(&ca).unwrap())?;
+    let caller = ca.workload_certificate("bound-caller", WORKLOAD_SPIFFE_ID).unwrap();
+    let other = ca.client_certificate("another-caller").unwrap();
+    let request = TokenRequest::new(MTLS_BOUND_CLIENT, Api::Orders, "orders:read");
+    let minted = idp.token_over_mtls(&request, &caller).await.unwrap_or_else(|e| panic!("bound token: {e}"));
+    let (_, claims) = minted.decoded();
+    assert_eq!(claims["cnf"]["x5t#S256"], caller.thumbprint(), "the provider bound the token: {claims}");
+    assert_eq!(claims["client_id"], MTLS_BOUND_CLIENT.id, "{claims}");
+    // Without a client certificate the provider refuses to issue one.
+    let err = idp.token(&request).await.unwrap_err();
+    assert!(matches!(err, interop_tests::HarnessError::TokenRefused { .. }), "{err}");
+    let files = PemFiles::new("bound");
+    let ca_file = files.write("ca.pem", ca.cert_pem());
+    Some(Bound { ca, idp, caller, other, token: minted.access_token, files, ca_file })
+}
+
+impl Bound {
+    /// A client trusting the CA (the services' server certificates), presenting `identity`.
+    fn client(&self, identity: Option<&IssuedCertificate>) -> reqwest::Client {
+        let root = reqwest::Certificate::from_pem(self.ca.cert_pem().as_bytes()).unwrap();
+        let mut builder = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(10)).tls_certs_only([root]);
+        if let Some(cert) = identity {
+            let pem = format!("{}\n{}", cert.cert_pem, cert.key_pem);
+            builder = builder.identity(reqwest::Identity::from_pem(pem.as_bytes()).unwrap());
+        }
+        builder.build().unwrap()
+    }
+
+    /// Both binaries with `env` (plus `AUTH_CA_CERT`: they fetch keys from the https provider).
+    async fn services(&self, label: &str, env: &[(&str, &str)], ready: &reqwest::Client) -> [ServiceProcess; 2] {
+        let mut env = env.to_vec();
+        env.push(("AUTH_CA_CERT", &self.ca_file));
+        let binaries = binaries();
+        let (axum, actix) = match label {
+            "https" => ("axum_service (https)", "actix_service (https)"),
+            "trusted proxy" => ("axum_service (trusted proxy)", "actix_service (trusted proxy)"),
+            _ => ("axum_service (untrusted)", "actix_service (untrusted)"),
+        };
+        [
+            ServiceProcess::start_with(axum, &binaries.axum, self.idp.issuer(), &env, ready).await,
+            ServiceProcess::start_with(actix, &binaries.actix, self.idp.issuer(), &env, ready).await,
+        ]
+    }
+}
+
+/// `GET /orders` with `token`, and a `Client-Cert` header (RFC 9440) when given.
+async fn get_orders(client: &reqwest::Client, base: &str, token: &str, client_cert: Option<&str>) -> Answer {
+    let mut request = client.get(format!("{base}/orders")).bearer_auth(token);
+    if let Some(value) = client_cert {
+        request = request.header("client-cert", value);
+    }
+    let response = request.send().await.unwrap_or_else(|e| panic!("{base}: {e:?}"));
+    let status = response.status().as_u16();
+    let challenge = response
+        .headers()
+        .get(reqwest::header::WWW_AUTHENTICATE)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    Answer { status, challenge, body: response.text().await.unwrap() }
+}
+
+/// Both services answer `status` alike (a 401 with `invalid_token`); the body of a 200.
+async fn both(name: &str, services: &[ServiceProcess; 2], send: impl AsyncFn(&str) -> Answer, status: u16) -> Value {
+    let mut answers = Vec::new();
+    for service in services {
+        let answer = send(&service.base).await;
+        assert_eq!(answer.status, status, "{}: {name}: {answer:?}", service.name);
+        if status == 401 {
+            let challenge = answer.challenge.as_deref().unwrap_or("");
+            assert!(challenge.contains(r#"error="invalid_token""#), "{}: {name}: {challenge}", service.name);
+        }
+        answers.push(answer);
+    }
+    assert_eq!(answers[0], answers[1], "{name}: the services differ");
+    eprintln!("{name:<64} -> {status} from both");
+    if status == 200 { serde_json::from_str(&answers[0].body).unwrap() } else { Value::Null }
+}
+
+fn client_cert_header(cert: &IssuedCertificate) -> String {
+    format!(":{}:", base64::engine::general_purpose::STANDARD.encode(&cert.der))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificate_bound_tokens_through_both_service_binaries_over_https() {
+    let Some(b) = bound("certificate_bound_tokens_through_both_service_binaries_over_https").await else { return };
+    let server = b.ca.server_certificate().unwrap();
+    let (cert, key) = (b.files.write("server.pem", &server.cert_pem), b.files.write("server-key.pem", &server.key_pem));
+    let env = [("AUTH_TLS_CERT", cert.as_str()), ("AUTH_TLS_KEY", key.as_str()), ("AUTH_TLS_CLIENT_CA", &b.ca_file)];
+    let anonymous = b.client(None);
+    let services = b.services("https", &env, &anonymous).await;
+    assert!(services.iter().all(|s| s.base.starts_with("https://")));
+    let (caller, other) = (b.client(Some(&b.caller)), b.client(Some(&b.other)));
+    let token = b.token.as_str();
+
+    let body =
+        both("bound token, its certificate", &services, async |base| get_orders(&caller, base, token, None).await, 200)
+            .await;
+    assert_eq!(body["caller"], MTLS_BOUND_CLIENT.id, "{body}");
+    assert_eq!(body["spiffe_id"], WORKLOAD_SPIFFE_ID, "{body}");
+    both(
+        "bound token, another client's certificate",
+        &services,
+        async |base| get_orders(&other, base, token, None).await,
+        401,
+    )
+    .await;
+    both("bound token, no certificate", &services, async |base| get_orders(&anonymous, base, token, None).await, 401)
+        .await;
+    // The token is cached now: still refused with another certificate.
+    both(
+        "bound token (cached), another certificate again",
+        &services,
+        async |base| get_orders(&other, base, token, None).await,
+        401,
+    )
+    .await;
+
+    // An unbound token from the same provider passes without a certificate (if-present).
+    let reader = b.idp.access_token(&TokenRequest::new(READER_CLIENT, Api::Orders, "orders:read")).await.unwrap();
+    let body = both(
+        "unbound token, no certificate",
+        &services,
+        async |base| get_orders(&anonymous, base, &reader, None).await,
+        200,
+    )
+    .await;
+    assert_eq!(body["caller"], READER_CLIENT.id, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificate_bound_tokens_through_a_client_cert_header_only_from_trusted_proxies() {
+    let Some(b) = bound("certificate_bound_tokens_through_a_client_cert_header_only_from_trusted_proxies").await else {
+        return;
+    };
+    let plain = client();
+    let token = b.token.as_str();
+    let (caller, other) = (client_cert_header(&b.caller), client_cert_header(&b.other));
+
+    // Plain HTTP behind a TLS-terminating proxy on loopback, which forwards the certificate.
+    let trusted = b.services("trusted proxy", &[("AUTH_TRUSTED_PROXIES", "127.0.0.1/32")], &plain).await;
+    let body = both(
+        "trusted proxy: Client-Cert of the bound certificate",
+        &trusted,
+        async |base| get_orders(&plain, base, token, Some(&caller)).await,
+        200,
+    )
+    .await;
+    assert_eq!(body["spiffe_id"], WORKLOAD_SPIFFE_ID, "{body}");
+    both(
+        "trusted proxy: Client-Cert of another certificate",
+        &trusted,
+        async |base| get_orders(&plain, base, token, Some(&other)).await,
+        401,
+    )
+    .await;
+    both("trusted proxy: no Client-Cert", &trusted, async |base| get_orders(&plain, base, token, None).await, 401)
+        .await;
+    drop(trusted);
+
+    // The same header from an address that is not a trusted proxy: ignored.
+    let untrusted = b.services("untrusted", &[("AUTH_TRUSTED_PROXIES", "10.0.0.0/8")], &plain).await;
+    both(
+        "untrusted address: Client-Cert of the bound certificate",
+        &untrusted,
+        async |base| get_orders(&plain, base, token, Some(&caller)).await,
+        401,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_binaries_with_a_partial_tls_set_refuse_to_start_naming_the_variable() {
+    // No provider needed: start-up must fail before any network I/O.
+    let binaries = binaries();
+    let files = PemFiles::new("partial-tls");
+    let pem = files.write("any.pem", "unused");
+    for (name, binary) in [("axum_service", &binaries.axum), ("actix_service", &binaries.actix)] {
+        for (set, named) in [
+            (vec![("AUTH_TLS_CERT", pem.as_str())], "AUTH_TLS_KEY"),
+            (vec![("AUTH_TLS_KEY", pem.as_str())], "AUTH_TLS_CERT"),
+            (vec![("AUTH_TLS_CLIENT_CA", pem.as_str())], "AUTH_TLS_CLIENT_CA"),
+            (vec![("AUTH_CERT_BINDING", "strict")], "AUTH_CERT_BINDING"),
+        ] {
+            let port = free_port();
+            let mut command = service_command(binary);
+            command
+                .env("AUTH_ISSUER", "http://127.0.0.1:9/")
+                .env("AUTH_AUDIENCE", AUDIENCE)
+                .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+                .envs(set.iter().copied());
+            let mut child = command.spawn().unwrap();
+            let stderr = read_to_end_on_thread(child.stderr.take());
+            let status = wait_with_deadline(&mut child, Duration::from_secs(10))
+                .unwrap_or_else(|| panic!("{name} with {set:?} kept running"));
+            let stderr = stderr.join().unwrap();
+            assert!(!status.success(), "{name} with {set:?}: {status}");
+            assert_eq!(stderr.trim_end().lines().count(), 1, "{name}: one line: {stderr:?}");
+            assert!(stderr.contains(named), "{name} with {set:?}: names {named}: {stderr:?}");
+        }
+    }
 }
