@@ -146,3 +146,41 @@ async fn the_answer_must_name_the_issued_token_type() {
     let err = w.tokens.exchange(None).token_for(&caller, &TokenTarget::resource(BILLING)).await.unwrap_err();
     assert!(matches!(&err, TokenSourceError::InvalidResponse(m) if m.contains("issued_token_type")), "{err:?}");
 }
+
+#[cfg(feature = "reqwest-middleware")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reqwest_middleware_sends_the_exchanged_token_and_never_the_callers() {
+    use auth_core::client::reqwest_middleware::ExchangeToken;
+    let w = world().await;
+    let caller = inbound(&w.idp, "customer-app", 300).await;
+    // A downstream that echoes the Authorization header it got.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/echo", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(|req: http::Request<hyper::body::Incoming>| async move {
+                    let auth =
+                        req.headers().get("authorization").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+                    Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(
+                        bytes::Bytes::from(auth),
+                    )))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    let exchange = w.tokens.exchange(None);
+    let target = TokenTarget::resource(BILLING);
+    let client = ::reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(ExchangeToken::new(exchange.clone(), target.clone()))
+        .build();
+    let sent = client.get(&url).with_extension(caller.clone()).send().await.unwrap().text().await.unwrap();
+    let expected = exchange.token_for(&caller, &target).await.unwrap();
+    assert_eq!(sent, format!("Bearer {}", expected.secret()));
+    assert!(!sent.contains(caller.secret()));
+    let err = client.get(&url).send().await.unwrap_err();
+    assert!(err.to_string().contains("no inbound token"), "{err}");
+}

@@ -249,3 +249,85 @@ impl StdError for NoToken {
         Some(&self.error)
     }
 }
+
+/// Attaches a token exchanged for the caller (RFC 8693) to each outbound request that
+/// carries the caller's [`InboundToken`](auth_core::InboundToken) in its extensions (from
+/// the inbound request, whose policy keeps it); a request without one is not sent
+/// ([`NoToken`] with `TokenSourceError::MissingSubject`). The caller's token itself is
+/// never forwarded, and the service's own token is never used in its place.
+///
+/// ```no_run
+/// use auth_core::client::{TokenExchange, TokenTarget};
+/// use auth_tower::client::OnBehalfOfLayer;
+/// use tower::ServiceBuilder;
+///
+/// # fn run(exchange: TokenExchange) {
+/// let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+///     .build_http::<http_body_util::Full<bytes::Bytes>>();
+/// let billing = ServiceBuilder::new()
+///     .layer(OnBehalfOfLayer::new(exchange, TokenTarget::resource("https://billing.internal")))
+///     .service(client);
+/// // Per call: request.extensions_mut().insert(inbound_token.clone());
+/// # drop(billing);
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct OnBehalfOfLayer {
+    exchange: auth_core::client::TokenExchange,
+    target: auth_core::client::TokenTarget,
+}
+
+impl OnBehalfOfLayer {
+    /// Exchanges for `target` with `exchange`.
+    pub fn new(exchange: auth_core::client::TokenExchange, target: auth_core::client::TokenTarget) -> Self {
+        OnBehalfOfLayer { exchange, target }
+    }
+}
+
+impl<S> Layer<S> for OnBehalfOfLayer {
+    type Service = OnBehalfOf<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        OnBehalfOf { inner, exchange: self.exchange.clone(), target: self.target.clone() }
+    }
+}
+
+/// The service of [`OnBehalfOfLayer`].
+#[derive(Debug, Clone)]
+pub struct OnBehalfOf<S> {
+    inner: S,
+    exchange: auth_core::client::TokenExchange,
+    target: auth_core::client::TokenTarget,
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for OnBehalfOf<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send,
+    S::Error: Into<BoxError>,
+    ReqBody: Send + 'static,
+    ResBody: Send + 'static,
+{
+    type Response = Response<ResBody>;
+    type Error = BoxError;
+    type Future = AttachTokenFuture<Response<ResBody>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let (exchange, target) = (self.exchange.clone(), self.target.clone());
+        Box::pin(async move {
+            let subject = request
+                .extensions_mut()
+                .remove::<auth_core::InboundToken>()
+                .ok_or_else(|| NoToken::boxed(TokenSourceError::MissingSubject))?;
+            let token = exchange.token_for(&subject, &target).await.map_err(NoToken::boxed)?;
+            request.headers_mut().insert(AUTHORIZATION, token.header_value().clone());
+            inner.call(request).await.map_err(Into::into)
+        })
+    }
+}

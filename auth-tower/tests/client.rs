@@ -235,3 +235,59 @@ async fn grpc_unauthenticated_drops_the_token_so_the_next_call_carries_a_new_one
     assert_eq!(answer.status, 1, "the next call carries a new token");
     assert_eq!(w.idp.token_requests(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_behalf_of_attaches_a_token_exchanged_for_the_caller_never_the_callers_own() {
+    use auth_core::client::TokenSourceError;
+    use auth_core::{AccessPolicy, ActorRequirement, InboundToken};
+    use auth_tower::client::OnBehalfOfLayer;
+    let w = world().await;
+    // The caller's token, as the inbound layer of a keep_inbound_token route keeps it.
+    let inbound_validator = Validator::builder().issuer(w.idp.jwks_issuer()).build().unwrap();
+    let inbound_policy = AccessPolicy::new(inbound_validator).keep_inbound_token();
+    let caller_token = w.idp.token().claim("sub", "customer-app").sign();
+    let mut headers = http::HeaderMap::new();
+    headers.insert("authorization", format!("Bearer {caller_token}").parse().unwrap());
+    let admission = match inbound_policy.decide(&auth_core::RequestContext::new("GET", "/", &headers)) {
+        auth_core::Decision::Verify(v) => v.run().await.unwrap(),
+        auth_core::Decision::Admit(a) => a,
+        auth_core::Decision::Refuse(r) => panic!("{r:?}"),
+    };
+    let caller: InboundToken = admission.inbound_token.unwrap();
+    // Billing: only delegated tokens, and it says who it saw.
+    let validator = Validator::builder().issuer(Issuer::discovery(w.idp.issuer()).audience(BILLING)).build().unwrap();
+    let policy = AccessPolicy::new(validator).require_actor(ActorRequirement::any());
+    let app = Router::new().route(
+        "/whoami",
+        axum::routing::get(|Authenticated(p): Authenticated| async move {
+            format!(
+                "{} via {}",
+                p.subject().unwrap_or("?"),
+                p.actor().and_then(|a| a.subject.clone()).unwrap_or_default()
+            )
+        })
+        .route_layer(AuthLayer::new(policy)),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/whoami", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let tokens = TokenSource::builder("orders")
+        .issuer(w.idp.issuer())
+        .client_auth(ClientAuth::client_secret_basic("secret"))
+        .build()
+        .unwrap();
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let mut service = ServiceBuilder::new()
+        .layer(OnBehalfOfLayer::new(tokens.exchange(None), TokenTarget::resource(BILLING)))
+        .service(client);
+    let mut request = Request::get(&url).body(Full::new(Bytes::new())).unwrap();
+    request.extensions_mut().insert(caller);
+    let response = service.ready().await.unwrap().call(request).await.unwrap();
+    assert_eq!(text(response).await, (StatusCode::OK, "customer-app via orders".into()));
+    // No inbound token on the call: nothing is sent, no token of the service's own is used.
+    let before = w.idp.token_requests();
+    let bare = Request::get(&url).body(Full::new(Bytes::new())).unwrap();
+    let err = service.ready().await.unwrap().call(bare).await.unwrap_err();
+    assert_eq!(err.downcast_ref::<NoToken>().unwrap().token_error(), &TokenSourceError::MissingSubject);
+    assert_eq!(w.idp.token_requests(), before);
+}

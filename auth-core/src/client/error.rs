@@ -38,6 +38,11 @@ pub enum TokenSourceError {
     /// A client assertion (`private_key_jwt`) could not be signed.
     #[error("cannot sign the client assertion: {0}")]
     Assertion(String),
+    /// An on-behalf-of call carries no [`InboundToken`](crate::InboundToken) to exchange
+    /// (the inbound route's policy must `keep_inbound_token`, and the outbound request
+    /// carry it): nothing is sent, and the service's own token is never used instead.
+    #[error("no inbound token on the request to exchange")]
+    MissingSubject,
     /// The token source was shut down.
     #[error("the token source is shut down")]
     ShutDown,
@@ -70,7 +75,13 @@ impl TokenSourceError {
     /// Whether waiting cannot help: the configuration (client id, credentials, scopes,
     /// resources) is wrong.
     pub fn is_configuration(&self) -> bool {
-        matches!(self, TokenSourceError::Refused { .. } | TokenSourceError::Assertion(_) | TokenSourceError::ShutDown)
+        matches!(
+            self,
+            TokenSourceError::Refused { .. }
+                | TokenSourceError::Assertion(_)
+                | TokenSourceError::ShutDown
+                | TokenSourceError::MissingSubject
+        )
     }
 }
 

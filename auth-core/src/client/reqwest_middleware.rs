@@ -3,7 +3,7 @@
 use http::header::AUTHORIZATION;
 use reqwest_middleware::{Middleware, Next, Result};
 
-use super::{TargetToken, says_invalid_token};
+use super::{TargetToken, TokenExchange, TokenSourceError, TokenTarget, says_invalid_token};
 
 /// Attaches the target's token to every request, and when the downstream answers `401`
 /// with `error="invalid_token"`, drops that token (at most once per cooldown) and sends
@@ -61,5 +61,54 @@ impl Middleware for AttachToken {
         let Ok(header) = self.token.header().await else { return Ok(response) };
         again.headers_mut().insert(AUTHORIZATION, header);
         next.run(again, extensions).await
+    }
+}
+
+/// Attaches a token exchanged for the caller (RFC 8693) to each request that carries the
+/// caller's [`InboundToken`](crate::InboundToken) as a request extension
+/// (`.with_extension(inbound)`); a request without one is not sent
+/// ([`TokenSourceError::MissingSubject`]). The caller's token itself is never forwarded.
+///
+/// ```no_run
+/// use auth_core::client::reqwest_middleware::ExchangeToken;
+/// use auth_core::client::{TokenExchange, TokenTarget};
+///
+/// # async fn run(exchange: TokenExchange, caller: auth_core::InboundToken) -> Result<(), Box<dyn std::error::Error>> {
+/// let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+///     .with(ExchangeToken::new(exchange, TokenTarget::resource("https://billing.internal")))
+///     .build();
+/// let invoice = client.get("https://billing.internal/invoices/42").with_extension(caller).send().await?;
+/// # drop(invoice);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct ExchangeToken {
+    exchange: TokenExchange,
+    target: TokenTarget,
+}
+
+impl ExchangeToken {
+    /// Exchanges for `target` with `exchange`.
+    pub fn new(exchange: TokenExchange, target: TokenTarget) -> Self {
+        ExchangeToken { exchange, target }
+    }
+}
+
+#[async_trait::async_trait]
+impl Middleware for ExchangeToken {
+    async fn handle(
+        &self,
+        mut request: reqwest::Request,
+        extensions: &mut http::Extensions,
+        next: Next<'_>,
+    ) -> Result<reqwest::Response> {
+        let subject = extensions
+            .get::<crate::InboundToken>()
+            .cloned()
+            .ok_or_else(|| reqwest_middleware::Error::middleware(TokenSourceError::MissingSubject))?;
+        let token =
+            self.exchange.token_for(&subject, &self.target).await.map_err(reqwest_middleware::Error::middleware)?;
+        request.headers_mut().insert(AUTHORIZATION, token.header_value().clone());
+        next.run(request, extensions).await
     }
 }
