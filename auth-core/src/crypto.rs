@@ -34,14 +34,10 @@ pub(crate) fn provider() -> Result<&'static CryptoProvider, ConfigError> {
     }
 }
 
-/// The TLS configuration of the default key-fetching client: this build's rustls
-/// provider, the platform's trust store (as reqwest's own configuration uses), HTTP/1.1.
-pub(crate) fn tls_client_config() -> Result<rustls::ClientConfig, ConfigError> {
-    tls_client_config_with(Vec::new(), None)
-}
-
-/// [`tls_client_config`] trusting `extra_roots` besides the platform's, and presenting a
-/// client certificate when `identity` is given (RFC 8705 `tls_client_auth`).
+/// The TLS configuration of the default clients (key fetching, token requests): this
+/// build's rustls provider, the platform's trust store (as reqwest's own configuration
+/// uses) and `extra_roots`, HTTP/1.1, and a client certificate when `identity` is given
+/// (RFC 8705 `tls_client_auth`).
 pub(crate) fn tls_client_config_with(
     extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
     identity: Option<(Vec<rustls::pki_types::CertificateDer<'static>>, rustls::pki_types::PrivateKeyDer<'static>)>,

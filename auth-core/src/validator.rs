@@ -134,6 +134,7 @@ pub struct ValidatorBuilder {
     client: Option<reqwest::Client>,
     binding: BindingMode,
     trusted_proxies: Vec<String>,
+    extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
 }
 
 impl std::fmt::Debug for ValidatorBuilder {
@@ -246,6 +247,20 @@ impl ValidatorBuilder {
         self
     }
 
+    /// Trust these CA certificates (PEM) for discovery and key fetches, besides the
+    /// platform's (an issuer with a private CA), keeping the default client's other rules.
+    pub fn extra_root_certificates(mut self, pem: &[u8]) -> Result<Self, ConfigError> {
+        use rustls::pki_types::pem::PemObject as _;
+        let roots = rustls::pki_types::CertificateDer::pem_slice_iter(pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ConfigError::ClientKey(format!("root certificates: {e}")))?;
+        if roots.is_empty() {
+            return Err(ConfigError::ClientKey("root certificates: no CERTIFICATE in the PEM".into()));
+        }
+        self.extra_roots.extend(roots);
+        Ok(self)
+    }
+
     /// How certificate-bound tokens (RFC 8705, `cnf.x5t#S256`) are treated (default
     /// [`BindingMode::IfPresent`]: a bound token must come with its certificate).
     pub fn certificate_binding(mut self, mode: BindingMode) -> Self {
@@ -282,7 +297,7 @@ impl ValidatorBuilder {
         let remote = self.issuers.iter().any(|i| !matches!(i.source, KeySourceConfig::Static(_)));
         let client = match self.client {
             Some(client) => Some(client),
-            None if remote => Some(Fetcher::default_client(settings.fetch_timeout)?),
+            None if remote => Some(Fetcher::default_client(settings.fetch_timeout, self.extra_roots)?),
             None => None,
         };
         let fetcher = Fetcher {
@@ -376,6 +391,7 @@ impl Validator {
             client: None,
             binding: BindingMode::default(),
             trusted_proxies: Vec::new(),
+            extra_roots: Vec::new(),
         }
     }
 

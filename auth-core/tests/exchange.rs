@@ -143,8 +143,17 @@ async fn the_answer_must_name_the_issued_token_type() {
     let w = world().await;
     let caller = inbound(&w.idp, "customer-app", 300).await;
     w.idp.set_token_answer(Some((200, json!({"access_token": "abc", "token_type": "Bearer", "expires_in": 60}))));
-    let err = w.tokens.exchange(None).token_for(&caller, &TokenTarget::resource(BILLING)).await.unwrap_err();
+    let exchange = w.tokens.exchange(None);
+    let err = exchange.token_for(&caller, &TokenTarget::resource(BILLING)).await.unwrap_err();
     assert!(matches!(&err, TokenSourceError::InvalidResponse(m) if m.contains("issued_token_type")), "{err:?}");
+    // A failure is answered again for the backoff's first step without a request.
+    let requests = w.idp.token_requests();
+    assert_eq!(exchange.token_for(&caller, &TokenTarget::resource(BILLING)).await.unwrap_err(), err);
+    assert_eq!(w.idp.token_requests(), requests);
+    assert_eq!(w.tokens.stats().failures, 1, "exchanges are counted with the source's requests");
+    w.idp.set_token_answer(None);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    exchange.token_for(&caller, &TokenTarget::resource(BILLING)).await.unwrap();
 }
 
 #[cfg(feature = "reqwest-middleware")]

@@ -2,7 +2,6 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
 
 use auth_core::client::{ClientAuth, ClientKey};
 use auth_core::{Algorithm, BindingMode, Issuer, Validator};
@@ -168,7 +167,8 @@ impl ServiceConfig {
             .certificate_binding(self.cert_binding)
             .trusted_proxies(self.trusted_proxies.iter().cloned());
         if let Some(ca) = &self.ca_cert {
-            builder = builder.http_client(ca.key_client()?);
+            builder =
+                builder.extra_root_certificates(ca.pem()).map_err(|e| format!("AUTH_CA_CERT {:?}: {e}", ca.path))?;
         }
         builder.build().map_err(|e| match e {
             auth_core::ConfigError::InvalidSetting { name: "trusted_proxies", .. } => {
@@ -249,29 +249,6 @@ impl CaCert {
             return Err(format!("AUTH_CA_CERT {path:?} has no CERTIFICATE"));
         }
         Ok(CaCert { path: path.to_owned(), pem, certificates })
-    }
-
-    /// The validator's key-fetch client with these roots added to the platform's; the
-    /// library's default fetch settings otherwise (5 s timeouts, redirects only within
-    /// the same origin, no idle connections kept).
-    fn key_client(&self) -> Result<reqwest::Client, String> {
-        const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
-        reqwest::Client::builder()
-            .tls_certs_merge(self.certificates.iter().cloned())
-            .connect_timeout(FETCH_TIMEOUT)
-            .timeout(FETCH_TIMEOUT)
-            .redirect(reqwest::redirect::Policy::custom(|attempt| {
-                let same_origin = attempt.previous().first().is_some_and(|first| {
-                    let next = attempt.url();
-                    first.scheme() == next.scheme()
-                        && first.host_str() == next.host_str()
-                        && first.port_or_known_default() == next.port_or_known_default()
-                });
-                if attempt.previous().len() > 5 || !same_origin { attempt.stop() } else { attempt.follow() }
-            }))
-            .pool_max_idle_per_host(0)
-            .build()
-            .map_err(|e| format!("AUTH_CA_CERT {:?}: {e}", self.path))
     }
 }
 

@@ -49,6 +49,9 @@ struct Inner {
     engine: Arc<Engine>,
     actor: Option<TargetToken>,
     cache: moka::sync::Cache<Key, Cached>,
+    /// A failed exchange is answered from here until the backoff's first step has passed,
+    /// so that calls for one caller cannot turn into a stream of requests.
+    failed: moka::sync::Cache<Key, TokenSourceError>,
     flights: Mutex<HashMap<Key, SharedExchange>>,
 }
 
@@ -74,7 +77,11 @@ impl TokenExchange {
             // An upper bound; each entry is also checked against its own expiry.
             .time_to_live(Duration::from_secs(3600))
             .build();
-        TokenExchange { inner: Arc::new(Inner { engine, actor, cache, flights: Mutex::new(HashMap::new()) }) }
+        let failed = moka::sync::Cache::builder()
+            .max_capacity(DEFAULT_EXCHANGE_CACHE)
+            .time_to_live(engine.settings.backoff_initial)
+            .build();
+        TokenExchange { inner: Arc::new(Inner { engine, actor, cache, failed, flights: Mutex::new(HashMap::new()) }) }
     }
 
     /// A token for `target` on behalf of `subject` (the caller's verified token): cached
@@ -88,6 +95,9 @@ impl TokenExchange {
         let key = Key { subject: crate::crypto::sha256(subject.secret().as_bytes()), target: target.clone() };
         if let Some(cached) = self.inner.cache.get(&key).filter(|c| Instant::now() < c.usable_until) {
             return Ok(cached.token);
+        }
+        if let Some(err) = self.inner.failed.get(&key) {
+            return Err(err);
         }
         let flight = self.begin(key, subject)?;
         flight.await.map(|cached| cached.token)
@@ -115,8 +125,12 @@ impl TokenExchange {
         let task = runtime.spawn(async move {
             let _guard = FlightGuard { exchange: &this, key: &task_key };
             let result = this.request(&task_key, &subject).await;
-            if let Ok(cached) = &result {
-                this.inner.cache.insert(task_key.clone(), cached.clone());
+            match &result {
+                Ok(cached) => this.inner.cache.insert(task_key.clone(), cached.clone()),
+                Err(err) => {
+                    let retry = err.clone().with_retry_after(this.inner.engine.settings.backoff_initial);
+                    this.inner.failed.insert(task_key.clone(), retry);
+                }
             }
             result
         });
@@ -140,7 +154,10 @@ impl TokenExchange {
             Some(actor) => Some(actor.token().await?),
             None => None,
         };
-        let resolved = engine.endpoint.resolve(&engine.fetcher).await?;
+        engine.token_requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let resolved = engine.endpoint.resolve(&engine.fetcher).await.inspect_err(|_| {
+            engine.failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        })?;
         let grant = Grant::TokenExchange { subject: subject.secret(), actor: actor.as_ref().map(AccessToken::secret) };
         let answer = endpoint::request_token(
             &engine.fetcher,
@@ -154,6 +171,7 @@ impl TokenExchange {
         )
         .await
         .inspect_err(|err| {
+            engine.failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             tracing::warn!(
                 target: CLIENT_LOG_TARGET,
                 client_id = %engine.client_id,

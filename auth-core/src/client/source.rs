@@ -87,8 +87,8 @@ pub(super) struct Engine {
     shut_down: AtomicBool,
     shutdown: Notify,
     next_target: AtomicU64,
-    token_requests: AtomicU64,
-    failures: AtomicU64,
+    pub(super) token_requests: AtomicU64,
+    pub(super) failures: AtomicU64,
     waits: AtomicU64,
 }
 
@@ -97,7 +97,7 @@ pub(super) struct Settings {
     pub(super) max_token_bytes: usize,
     pub(super) default_lifetime: Duration,
     min_lifetime: Duration,
-    backoff_initial: Duration,
+    pub(super) backoff_initial: Duration,
     backoff_max: Duration,
     rejection_cooldown: Duration,
 }
@@ -106,7 +106,7 @@ pub(super) struct Settings {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct TokenSourceStats {
-    /// Token requests sent (each target, each attempt).
+    /// Token requests sent (each target, each attempt, token exchanges included).
     pub token_requests: u64,
     /// Token requests that failed.
     pub failures: u64,

@@ -57,9 +57,12 @@ impl Fetcher {
     /// no idle connections kept: fetches are minutes apart, and a pooled connection
     /// belongs to the runtime that opened it, which may be gone by the next fetch when a
     /// validator is shared across runtimes.
-    pub(crate) fn default_client(timeout: Duration) -> Result<reqwest::Client, ConfigError> {
+    pub(crate) fn default_client(
+        timeout: Duration,
+        extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
+    ) -> Result<reqwest::Client, ConfigError> {
         reqwest::Client::builder()
-            .tls_backend_preconfigured(crate::crypto::tls_client_config()?)
+            .tls_backend_preconfigured(crate::crypto::tls_client_config_with(extra_roots, None)?)
             .connect_timeout(timeout)
             .timeout(timeout)
             .redirect(reqwest::redirect::Policy::custom(|attempt| {
