@@ -5,9 +5,9 @@ use actix_web::http::header::{CONTENT_TYPE, RETRY_AFTER};
 use std::net::SocketAddr;
 
 use actix_web::dev::Server;
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use actix_web::{App, HttpMessage, HttpRequest, HttpResponse, HttpServer, web};
 use auth_actix::{AccessPolicy, AuthMiddleware, Authenticated};
-use auth_core::{ConfigError, Validator};
+use auth_core::{ConfigError, InboundToken, Validator};
 use serde_json::json;
 
 use crate::billing::{BillingClient, InvoiceReply};
@@ -20,13 +20,18 @@ pub fn routes(validator: &Validator) -> Result<impl Fn(&mut web::ServiceConfig) 
 }
 
 /// [`routes`], plus `GET /orders/{id}/invoice` (needs `orders:read`) calling the billing
-/// service through `billing` when there is one.
+/// service through `billing` when there is one: with the service's own token, or with
+/// `?as=caller` with a token exchanged for the caller's (the route keeps the verified
+/// inbound token for that; see [`crate::billing`]).
 pub fn routes_with_billing(
     validator: &Validator,
     billing: Option<BillingClient>,
 ) -> Result<impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static, ConfigError> {
     let read = AuthMiddleware::new(AccessPolicy::new(validator.clone()).require_scopes(["orders:read"])?);
     let write = AuthMiddleware::new(AccessPolicy::new(validator.clone()).require_scopes(["orders:write"])?);
+    // The verified token stays with the request, as the subject of `?as=caller`'s exchange.
+    let invoice_read =
+        AuthMiddleware::new(AccessPolicy::new(validator.clone()).require_scopes(["orders:read"])?.keep_inbound_token());
     Ok(move |cfg: &mut web::ServiceConfig| {
         cfg.route("/health", web::get().to(|| async { "ok" })).service(
             web::resource("/orders")
@@ -35,12 +40,16 @@ pub fn routes_with_billing(
         );
         if let Some(billing) = &billing {
             let billing = billing.clone();
-            // The raw path, as the axum app reads it: the id is checked as sent.
+            // The raw path and query, as the axum app reads them: the id is checked as sent.
             let invoice = move |req: HttpRequest| {
                 let billing = billing.clone();
-                async move { reply(billing.answer(req.path()).await) }
+                async move {
+                    let caller = req.extensions().get::<InboundToken>().cloned();
+                    let query = Some(req.query_string()).filter(|q| !q.is_empty());
+                    reply(billing.answer(req.path(), query, caller.as_ref()).await)
+                }
             };
-            cfg.service(web::resource("/orders/{id}/invoice").route(web::get().to(invoice).wrap(read.clone())));
+            cfg.service(web::resource("/orders/{id}/invoice").route(web::get().to(invoice).wrap(invoice_read.clone())));
         }
     })
 }

@@ -3,8 +3,9 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use auth_core::{ConfigError, Validator};
+use auth_core::{AccessPolicy, ConfigError, InboundToken, Validator};
 use auth_tower::{AuthLayer, Authenticated};
+use axum::Extension;
 use axum::http::header::{CONTENT_TYPE, RETRY_AFTER};
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -21,7 +22,9 @@ pub fn router(validator: &Validator) -> Result<Router, ConfigError> {
 }
 
 /// [`router`], plus `GET /orders/{id}/invoice` (needs `orders:read`) calling the billing
-/// service through `billing` when there is one.
+/// service through `billing` when there is one: with the service's own token, or with
+/// `?as=caller` with a token exchanged for the caller's (the route keeps the verified
+/// inbound token for that; see [`crate::billing`]).
 pub fn router_with_billing(validator: &Validator, billing: Option<BillingClient>) -> Result<Router, ConfigError> {
     let read = AuthLayer::require_scopes(validator, ["orders:read"])?;
     let write = AuthLayer::require_scopes(validator, ["orders:write"])?;
@@ -31,12 +34,18 @@ pub fn router_with_billing(validator: &Validator, billing: Option<BillingClient>
         // the methods registered before it, so the two are built apart and merged.
         .route("/orders", get(list_orders).route_layer(read.clone()).merge(post(create_order).route_layer(write)));
     let Some(billing) = billing else { return Ok(router) };
-    // The raw path, as the actix app reads it: the id is checked as sent.
-    let invoice = move |uri: Uri| {
+    // The verified token stays with the request, as the subject of `?as=caller`'s exchange.
+    let invoice_read =
+        AuthLayer::new(AccessPolicy::new(validator.clone()).require_scopes(["orders:read"])?.keep_inbound_token());
+    // The raw path and query, as the actix app reads them: the id is checked as sent.
+    let invoice = move |uri: Uri, caller: Option<Extension<InboundToken>>| {
         let billing = billing.clone();
-        async move { reply(billing.answer(uri.path()).await) }
+        async move {
+            let caller = caller.map(|Extension(token)| token);
+            reply(billing.answer(uri.path(), uri.query(), caller.as_ref()).await)
+        }
     };
-    Ok(router.route("/orders/{id}/invoice", get(invoice).route_layer(read)))
+    Ok(router.route("/orders/{id}/invoice", get(invoice).route_layer(invoice_read)))
 }
 
 async fn list_orders(Authenticated(caller): Authenticated) -> Json<Value> {

@@ -3,12 +3,19 @@
 //! (client credentials, cached and refreshed by [`TokenSource`]), answered the same way
 //! whatever the framework. Also the billing stand-in the tests and the demo call.
 //!
+//! With `?as=caller` the call is made on the caller's behalf instead:
+//! `GET {BILLING_URL}/invoices/{id}/as-caller` with a token exchanged (RFC 8693) for the
+//! caller's verified token as the subject and the service's own token as the actor, so
+//! billing sees `sub` = the caller and `act` = this service. The caller's token itself is
+//! never forwarded; exchanged tokens are cached per caller token (see [`TokenExchange`]).
+//!
 //! | what happened | answer |
 //! | --- | --- |
 //! | `{id}` is not digits | 404, nothing sent |
+//! | a query parameter `as` other than exactly `as=caller` (once) | 400, nothing sent |
 //! | the billing service answered 200 with JSON | 200, its body |
 //! | the billing service answered 404 | 404 |
-//! | no token: the token endpoint is unreachable or failing | 503 with `Retry-After` |
+//! | no token (own or exchanged): the token endpoint is unreachable or failing | 503 with `Retry-After` |
 //! | the billing service refused our token (401, 403) | 502 |
 //! | the billing service is unreachable, timed out, or answered otherwise | 502 |
 //!
@@ -18,15 +25,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use auth_core::client::reqwest_middleware::AttachToken;
-use auth_core::client::{TokenSource, TokenSourceError, TokenTarget};
-use auth_core::{ConfigError, Validator};
+use auth_core::client::{TokenExchange, TokenSource, TokenSourceError, TokenTarget};
+use auth_core::{AccessPolicy, ActorMatch, ActorRequirement, ConfigError, InboundToken, Validator};
 use auth_tower::{AuthLayer, Authenticated};
 use axum::Router;
 use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use reqwest::header::{ACCEPT, WWW_AUTHENTICATE};
+use reqwest::header::{ACCEPT, AUTHORIZATION, WWW_AUTHENTICATE};
 use serde_json::json;
 
 use crate::config::BillingConfig;
@@ -41,8 +48,10 @@ const MAX_ID_DIGITS: usize = 20;
 
 /// The billing service's client: its base URL and an HTTP client (timeouts, no
 /// redirects) whose [`AttachToken`] middleware puts the service's token on every call and
-/// retries once with a new one when billing says `invalid_token`. Cheap to clone; clones
-/// share the token.
+/// retries once with a new one when billing says `invalid_token`; and, for calls on a
+/// caller's behalf, a [`TokenExchange`] (actor: the service's own token) with the same
+/// HTTP client without the middleware. Cheap to clone; clones share the tokens and the
+/// exchanged-token cache.
 #[derive(Debug, Clone)]
 pub struct BillingClient {
     inner: Arc<Inner>,
@@ -52,7 +61,39 @@ pub struct BillingClient {
 struct Inner {
     base: String,
     tokens: TokenSource,
+    /// With [`AttachToken`]: the service's own token.
     http: reqwest_middleware::ClientWithMiddleware,
+    /// Without it: the as-caller call sets the exchanged token itself.
+    plain: reqwest::Client,
+    /// Subject: the caller's token; actor: the service's own token for `target`.
+    exchange: TokenExchange,
+    /// The billing resource and scope, for the service's tokens and the exchanged ones.
+    target: TokenTarget,
+}
+
+/// How `GET /orders/{id}/invoice` calls billing, from its query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Acting {
+    /// No `as`: with the service's own token.
+    AsService,
+    /// `as=caller`: with a token exchanged for the caller's.
+    AsCaller,
+}
+
+impl Acting {
+    /// From the raw query: no `as` parameter, or exactly one, `as=caller` (compared as
+    /// sent: no percent-decoding); other parameters are ignored. `None`: anything else.
+    pub fn from_query(query: Option<&str>) -> Option<Acting> {
+        let mut values = query.unwrap_or("").split('&').filter_map(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (name == "as").then_some(value)
+        });
+        match (values.next(), values.next()) {
+            (None, _) => Some(Acting::AsService),
+            (Some("caller"), None) => Some(Acting::AsCaller),
+            _ => None,
+        }
+    }
 }
 
 /// What the invoice route answers, for either framework: the status, the `Retry-After`
@@ -70,7 +111,7 @@ pub struct InvoiceReply {
 impl BillingClient {
     /// Calls the billing service at `base_url` with `tokens`' token for `target`.
     pub fn new(base_url: &str, tokens: &TokenSource, target: TokenTarget) -> Result<BillingClient, String> {
-        let token = tokens.target(target).map_err(|e| format!("billing token target: {e}"))?;
+        let token = tokens.target(target.clone()).map_err(|e| format!("billing token target: {e}"))?;
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(2))
             .timeout(Duration::from_secs(10))
@@ -78,9 +119,12 @@ impl BillingClient {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| format!("billing HTTP client: {e}"))?;
+        // The actor token of the exchange: the service's own token for billing.
+        let exchange = tokens.exchange(Some(token.clone()));
+        let plain = http.clone();
         let http = reqwest_middleware::ClientBuilder::new(http).with(AttachToken::new(token)).build();
         let base = base_url.trim_end_matches('/').to_owned();
-        Ok(BillingClient { inner: Arc::new(Inner { base, tokens: tokens.clone(), http }) })
+        Ok(BillingClient { inner: Arc::new(Inner { base, tokens: tokens.clone(), http, plain, exchange, target }) })
     }
 
     /// From the configuration: a token source for `AUTH_CLIENT_ID` whose token endpoint
@@ -112,14 +156,37 @@ impl BillingClient {
         &self.inner.tokens
     }
 
-    /// The answer to `GET /orders/{id}/invoice` at `request_path` (the raw path: the id
-    /// is taken as sent, percent-encoding and all, so only plain digits pass).
-    pub async fn answer(&self, request_path: &str) -> InvoiceReply {
-        let id = request_path.strip_prefix("/orders/").and_then(|rest| rest.strip_suffix("/invoice")).unwrap_or("");
-        self.invoice(id).await
+    /// The exchange behind [`invoice_as_caller`](Self::invoice_as_caller) (for its cache).
+    pub fn exchange(&self) -> &TokenExchange {
+        &self.inner.exchange
     }
 
-    /// Invoice `id` from the billing service (see the module's table of answers).
+    /// The answer to `GET /orders/{id}/invoice` at `request_path` (the raw path: the id
+    /// is taken as sent, percent-encoding and all, so only plain digits pass) with the raw
+    /// `query` (see [`Acting::from_query`]); `caller` is the request's verified token (the
+    /// route keeps it: `AccessPolicy::keep_inbound_token`), needed for `?as=caller`.
+    pub async fn answer(&self, request_path: &str, query: Option<&str>, caller: Option<&InboundToken>) -> InvoiceReply {
+        let id = request_path.strip_prefix("/orders/").and_then(|rest| rest.strip_suffix("/invoice")).unwrap_or("");
+        if !is_invoice_id(id) {
+            return not_found();
+        }
+        match (Acting::from_query(query), caller) {
+            (Some(Acting::AsService), _) => self.invoice(id).await,
+            (Some(Acting::AsCaller), Some(caller)) => self.invoice_as_caller(id, caller).await,
+            (Some(Acting::AsCaller), None) => {
+                tracing::error!(
+                    target: LOG_TARGET,
+                    invoice = id,
+                    "?as=caller without the caller's token (the route's policy must keep_inbound_token): answering 500"
+                );
+                reply(500, "internal_error", "the caller's token is not available", None)
+            }
+            (None, _) => reply(400, "invalid_request", "the only value of `as` is `caller`", None),
+        }
+    }
+
+    /// Invoice `id` from the billing service with the service's own token (see the
+    /// module's table of answers).
     pub async fn invoice(&self, id: &str) -> InvoiceReply {
         if !is_invoice_id(id) {
             return not_found();
@@ -134,44 +201,75 @@ impl BillingClient {
             },
             Err(reqwest_middleware::Error::Reqwest(err)) => return unreachable(id, &err),
         };
-        let status = response.status().as_u16();
-        match status {
-            200 => match read_json(response).await {
-                Ok(body) => InvoiceReply { status: 200, retry_after: None, body },
-                Err(why) => {
-                    tracing::warn!(
-                        target: LOG_TARGET,
-                        invoice = id,
-                        error = %why,
-                        "unusable answer from the billing service: answering 502"
-                    );
-                    bad_gateway("the billing service's answer is not usable")
-                }
-            },
-            404 => {
-                tracing::debug!(target: LOG_TARGET, invoice = id, "no such invoice at the billing service");
-                not_found()
-            }
-            401 | 403 => {
-                let challenge = response.headers().get(WWW_AUTHENTICATE).map(|v| printable(v.as_bytes()));
+        finish(id, response).await
+    }
+
+    /// Invoice `id` from the billing service on `caller`'s behalf:
+    /// `GET {base}/invoices/{id}/as-caller` with a token exchanged for `caller`'s (subject)
+    /// and the service's own (actor), for the same resource and scope as the service's
+    /// token. Answered as [`invoice`](Self::invoice) is; `caller`'s token is never sent.
+    /// A refused exchanged token is not retried (it stays cached for this caller token).
+    pub async fn invoice_as_caller(&self, id: &str, caller: &InboundToken) -> InvoiceReply {
+        if !is_invoice_id(id) {
+            return not_found();
+        }
+        let inner = &self.inner;
+        let token = match inner.exchange.token_for(caller, &inner.target).await {
+            Ok(token) => token,
+            Err(err) => return token_unavailable(id, &err),
+        };
+        let url = format!("{}/invoices/{id}/as-caller", inner.base);
+        let request = inner
+            .plain
+            .get(&url)
+            .header(ACCEPT, "application/json")
+            .header(AUTHORIZATION, token.header_value().clone());
+        match request.send().await {
+            Ok(response) => finish(id, response).await,
+            Err(err) => unreachable(id, &err),
+        }
+    }
+}
+
+/// Billing's answer, as the module's table says.
+async fn finish(id: &str, response: reqwest::Response) -> InvoiceReply {
+    let status = response.status().as_u16();
+    match status {
+        200 => match read_json(response).await {
+            Ok(body) => InvoiceReply { status: 200, retry_after: None, body },
+            Err(why) => {
                 tracing::warn!(
                     target: LOG_TARGET,
                     invoice = id,
-                    status,
-                    challenge = challenge.as_deref().unwrap_or(""),
-                    "the billing service refused our credentials: answering 502"
+                    error = %why,
+                    "unusable answer from the billing service: answering 502"
                 );
-                refused()
+                bad_gateway("the billing service's answer is not usable")
             }
-            _ => {
-                tracing::warn!(
-                    target: LOG_TARGET,
-                    invoice = id,
-                    status,
-                    "unexpected answer from the billing service: answering 502"
-                );
-                bad_gateway("the billing service answered with an error")
-            }
+        },
+        404 => {
+            tracing::debug!(target: LOG_TARGET, invoice = id, "no such invoice at the billing service");
+            not_found()
+        }
+        401 | 403 => {
+            let challenge = response.headers().get(WWW_AUTHENTICATE).map(|v| printable(v.as_bytes()));
+            tracing::warn!(
+                target: LOG_TARGET,
+                invoice = id,
+                status,
+                challenge = challenge.as_deref().unwrap_or(""),
+                "the billing service refused our credentials: answering 502"
+            );
+            refused()
+        }
+        _ => {
+            tracing::warn!(
+                target: LOG_TARGET,
+                invoice = id,
+                status,
+                "unexpected answer from the billing service: answering 502"
+            );
+            bad_gateway("the billing service answered with an error")
         }
     }
 }
@@ -264,12 +362,25 @@ fn printable(bytes: &[u8]) -> String {
     bytes.iter().map(|&b| b as char).filter(|c| c.is_ascii_graphic() || *c == ' ').take(200).collect()
 }
 
-/// The billing stand-in: `GET /invoices/{id}` needs a token with scope `invoices:read`
-/// (its audience is `validator`'s: the billing resource), and answers
-/// `{"invoice": id, "caller": <the token's client id>}`.
+/// The billing stand-in, two routes, both needing a token with scope `invoices:read`
+/// (its audience is `validator`'s: the billing resource):
+///
+/// - `GET /invoices/{id}`: the service's own token, not a delegated one (no `act`);
+///   answers `{"invoice": id, "caller": <the token's client id>}`.
+/// - `GET /invoices/{id}/as-caller`: a token exchanged on a caller's behalf whose current
+///   actor is the orders service (`act.client_id` = [`ORDERS_CLIENT_ID`](crate::demo::ORDERS_CLIENT_ID));
+///   answers `{"invoice": id, "caller": <the token's sub>, "actor": <act.client_id, or
+///   act.sub>}`.
+///
+/// A token refused by a route's actor rule is 403 `forbidden`.
 pub fn stand_in_router(validator: &Validator) -> Result<Router, ConfigError> {
-    let read = AuthLayer::require_scopes(validator, ["invoices:read"])?;
-    Ok(Router::new().route("/invoices/{id}", get(stand_in_invoice).route_layer(read)))
+    let read = || AccessPolicy::new(validator.clone()).require_scopes(["invoices:read"]);
+    let direct = AuthLayer::new(read()?.require_actor(ActorRequirement::forbidden()));
+    let orders_acting = ActorRequirement::one_of([ActorMatch::client_id(crate::demo::ORDERS_CLIENT_ID)]);
+    let as_caller = AuthLayer::new(read()?.require_actor(orders_acting));
+    Ok(Router::new()
+        .route("/invoices/{id}", get(stand_in_invoice).route_layer(direct))
+        .route("/invoices/{id}/as-caller", get(stand_in_invoice_as_caller).route_layer(as_caller)))
 }
 
 async fn stand_in_invoice(Authenticated(caller): Authenticated, Path(id): Path<String>) -> Response {
@@ -277,6 +388,15 @@ async fn stand_in_invoice(Authenticated(caller): Authenticated, Path(id): Path<S
         return StatusCode::NOT_FOUND.into_response();
     }
     axum::Json(json!({ "invoice": id, "caller": caller.claims().client() })).into_response()
+}
+
+async fn stand_in_invoice_as_caller(Authenticated(caller): Authenticated, Path(id): Path<String>) -> Response {
+    if !is_invoice_id(&id) {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    // The current actor (the route's rule let only orders through).
+    let actor = caller.actor().and_then(|actor| actor.client_id.as_deref().or(actor.subject.as_deref()));
+    axum::Json(json!({ "invoice": id, "caller": caller.subject(), "actor": actor })).into_response()
 }
 
 /// Serves [`stand_in_router`] on a loopback port (on the current tokio runtime); returns
@@ -304,6 +424,27 @@ mod tests {
         }
         for bad in ["", "abc", "4a", "-1", "1.5", "4%32", "42/x", " 42", "123456789012345678901", "٤٢"] {
             assert!(!is_invoice_id(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn acting_from_the_query() {
+        for (query, acting) in [
+            (None, Some(Acting::AsService)),
+            (Some(""), Some(Acting::AsService)),
+            (Some("x=1"), Some(Acting::AsService)),
+            (Some("ask=caller"), Some(Acting::AsService)),
+            (Some("as=caller"), Some(Acting::AsCaller)),
+            (Some("x=1&as=caller"), Some(Acting::AsCaller)),
+            (Some("as=service"), None),
+            (Some("as="), None),
+            (Some("as"), None),
+            (Some("as=Caller"), None),
+            (Some("as=%63aller"), None),
+            (Some("as=caller&as=caller"), None),
+            (Some("as=caller&as=other"), None),
+        ] {
+            assert_eq!(Acting::from_query(query), acting, "{query:?}");
         }
     }
 }

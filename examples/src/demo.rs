@@ -225,7 +225,8 @@ pub const BILLING_RESOURCE: &str = "https://billing.test";
 pub const ORDERS_CLIENT_ID: &str = "orders-service";
 
 /// The demo's invoice requests: `GET /orders/{id}/invoice` with a token that has
-/// `orders:read` (the service then calls the billing stand-in with its own token).
+/// `orders:read` (the service then calls the billing stand-in with its own token, or with
+/// `?as=caller` with one exchanged for the caller's).
 pub fn invoice_cases(idp: &TestIssuer, audience: &str) -> Vec<Case> {
     let reader = idp.token().audience(audience).scope("orders:read").sign();
     vec![
@@ -235,6 +236,20 @@ pub fn invoice_cases(idp: &TestIssuer, audience: &str) -> Vec<Case> {
             path: "/orders/42/invoice",
             authorization: bearer(reader.clone()),
             expect: 200,
+        },
+        Case {
+            name: "GET /orders/42/invoice?as=caller (exchange)",
+            method: reqwest::Method::GET,
+            path: "/orders/42/invoice?as=caller",
+            authorization: bearer(reader.clone()),
+            expect: 200,
+        },
+        Case {
+            name: "GET /orders/42/invoice?as=admin",
+            method: reqwest::Method::GET,
+            path: "/orders/42/invoice?as=admin",
+            authorization: bearer(reader.clone()),
+            expect: 400,
         },
         Case {
             name: "GET /orders/4x/invoice (id not digits)",
@@ -281,7 +296,10 @@ pub async fn run() -> Result<bool, String> {
     for s in &services {
         println!("{:<6} service: {}", s.name, s.base);
     }
-    println!("billing stand-in: {billing_base} (GET /orders/{{id}}/invoice calls it with the service's own token)");
+    println!(
+        "billing stand-in: {billing_base} (GET /orders/{{id}}/invoice calls it with the service's own token; \
+         with ?as=caller, with one exchanged for the caller's)"
+    );
     println!();
     println!("{:<46} {:<7} {:>8} {:>4}  why", "request", "service", "expected", "got");
     println!("{}", "-".repeat(110));
@@ -328,8 +346,67 @@ pub async fn run() -> Result<bool, String> {
         );
     }
     println!();
+    println!("the chain on the caller's behalf: caller -> orders (?as=caller) -> billing (token exchange, RFC 8693)");
+    let user = "alice";
+    let caller = idp.token().audience(AUDIENCE).scope("orders:read").claim("sub", user).sign();
+    let as_caller = |expect| Case {
+        name: "chain as caller",
+        method: reqwest::Method::GET,
+        path: "/orders/7/invoice?as=caller",
+        authorization: bearer(caller.clone()),
+        expect,
+    };
+    for service in &services {
+        let answer = call(&client, &service.base, &as_caller(200)).await?;
+        let seen: serde_json::Value = serde_json::from_str(&answer.body).unwrap_or_default();
+        let ok = answer.status == 200
+            && seen == serde_json::json!({ "invoice": "7", "caller": user, "actor": ORDERS_CLIENT_ID });
+        all_ok &= ok;
+        println!(
+            "  hop 1  caller (sub {user}, client {}, aud {AUDIENCE}) -> {} orders  GET /orders/7/invoice?as=caller  -> {}",
+            auth_core::testkit::DEFAULT_CLIENT,
+            service.name,
+            answer.status
+        );
+        println!(
+            "  hop 2  {} orders (exchanged: subject {user}'s token, actor its own) -> billing  GET /invoices/7/as-caller",
+            service.name
+        );
+        println!(
+            "         -> {}: billing saw sub = {}, act = {}{}",
+            answer.status,
+            seen["caller"].as_str().unwrap_or("?"),
+            seen["actor"].as_str().unwrap_or("?"),
+            if ok { "" } else { "   <-- UNEXPECTED" }
+        );
+    }
+    // The same caller again: the exchanged token is cached per caller token.
+    let before = idp.token_requests();
+    let again = call(&client, &services[0].base, &as_caller(200)).await?;
+    let cached = again.status == 200 && idp.token_requests() == before;
+    all_ok &= cached;
+    println!(
+        "  again, same caller, {} orders  -> {}, new token requests: {}{}",
+        services[0].name,
+        again.status,
+        idp.token_requests() - before,
+        if cached { "" } else { "   <-- UNEXPECTED" }
+    );
+    println!();
+    let seen = idp.seen_token_requests();
+    let grants = |grant: &str| seen.iter().filter(|r| r.param("grant_type") == Some(grant)).count();
+    let (own, exchanges) = (grants("client_credentials"), grants("urn:ietf:params:oauth:grant-type:token-exchange"));
+    // One client-credentials token (one shared token source), and one exchange per caller
+    // token per service (each service has its own exchange cache): two caller tokens.
+    let counts_ok = own == 1 && exchanges == 2 * services.len() && idp.token_requests() == own + exchanges;
+    all_ok &= counts_ok;
     println!("JWKS fetches by both services and the billing stand-in together: {}", idp.jwks_fetches());
-    println!("token requests by both services together (one shared token source): {}", idp.token_requests());
+    println!(
+        "token requests by both services together: {} ({own} client credentials, one shared token source; \
+         {exchanges} token exchanges, one per caller token per service){}",
+        idp.token_requests(),
+        if counts_ok { "" } else { "   <-- UNEXPECTED" }
+    );
     println!("{}", if all_ok { "all answers as expected" } else { "SOME ANSWERS WERE UNEXPECTED" });
     Ok(all_ok)
 }

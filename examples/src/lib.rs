@@ -3,8 +3,8 @@
 //!
 //! Routes: `GET /health` (open), `GET /orders` (scope `orders:read`), `POST /orders`
 //! (scope `orders:write`), and with `BILLING_URL` `GET /orders/{id}/invoice` (scope
-//! `orders:read`), which calls the billing service with the service's own token
-//! ([`billing`]). Served over HTTP, or HTTPS with client certificates for
+//! `orders:read`), which calls the billing service with the service's own token, or
+//! with `?as=caller` with one exchanged for the caller's (RFC 8693; [`billing`]). Served over HTTP, or HTTPS with client certificates for
 //! certificate-bound tokens (RFC 8705; see [`config`]).
 
 // The README's code blocks are compiled as doc tests of this crate, so the quick starts
