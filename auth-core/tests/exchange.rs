@@ -193,3 +193,20 @@ async fn the_reqwest_middleware_sends_the_exchanged_token_and_never_the_callers(
     let err = client.get(&url).send().await.unwrap_err();
     assert!(err.to_string().contains("no inbound token"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_exchanged_token_is_dropped_once_per_cooldown() {
+    let w = world().await;
+    let caller = inbound(&w.idp, "customer-app", 300).await;
+    let exchange = w.tokens.exchange(None);
+    let target = TokenTarget::resource(BILLING);
+    let first = exchange.token_for(&caller, &target).await.unwrap();
+    let stale = http::HeaderValue::from_static("Bearer something-else");
+    assert!(!exchange.reject(&caller, &target, &stale), "not the cached token");
+    assert!(exchange.reject(&caller, &target, first.header_value()));
+    let second = exchange.token_for(&caller, &target).await.unwrap();
+    assert_ne!(second.secret(), first.secret());
+    // Inside the cooldown a downstream cannot force another exchange.
+    assert!(!exchange.reject(&caller, &target, second.header_value()));
+    assert_eq!(exchange.token_for(&caller, &target).await.unwrap().secret(), second.secret());
+}

@@ -327,7 +327,14 @@ where
                 .ok_or_else(|| NoToken::boxed(TokenSourceError::MissingSubject))?;
             let token = exchange.token_for(&subject, &target).await.map_err(NoToken::boxed)?;
             request.headers_mut().insert(AUTHORIZATION, token.header_value().clone());
-            inner.call(request).await.map_err(Into::into)
+            let response = inner.call(request).await.map_err(Into::into)?;
+            let refused =
+                response.status() == StatusCode::UNAUTHORIZED || response.headers().contains_key("grpc-status");
+            if refused && says_invalid_token(response.headers()) {
+                // The next call on this caller's behalf gets a new exchanged token.
+                exchange.reject(&subject, &target, token.header_value());
+            }
+            Ok(response)
         })
     }
 }

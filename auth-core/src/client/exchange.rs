@@ -52,6 +52,8 @@ struct Inner {
     /// A failed exchange is answered from here until the backoff's first step has passed,
     /// so that calls for one caller cannot turn into a stream of requests.
     failed: moka::sync::Cache<Key, TokenSourceError>,
+    /// Exchanged tokens a downstream refused lately: at most one drop per key per cooldown.
+    rejected: moka::sync::Cache<Key, ()>,
     flights: Mutex<HashMap<Key, SharedExchange>>,
 }
 
@@ -81,7 +83,12 @@ impl TokenExchange {
             .max_capacity(DEFAULT_EXCHANGE_CACHE)
             .time_to_live(engine.settings.backoff_initial)
             .build();
-        TokenExchange { inner: Arc::new(Inner { engine, actor, cache, failed, flights: Mutex::new(HashMap::new()) }) }
+        let rejected = moka::sync::Cache::builder()
+            .max_capacity(DEFAULT_EXCHANGE_CACHE)
+            .time_to_live(engine.settings.rejection_cooldown.max(Duration::from_millis(1)))
+            .build();
+        let flights = Mutex::new(HashMap::new());
+        TokenExchange { inner: Arc::new(Inner { engine, actor, cache, failed, rejected, flights }) }
     }
 
     /// A token for `target` on behalf of `subject` (the caller's verified token): cached
@@ -190,6 +197,26 @@ impl TokenExchange {
         let token = AccessToken::new(&answer.issued.access_token, expires_at, answer.issued.scope)
             .ok_or_else(|| TokenSourceError::InvalidResponse("the token does not fit a header".into()))?;
         Ok(Cached { token, usable_until })
+    }
+
+    /// The downstream answered `401 invalid_token` to a call on behalf of `subject` that
+    /// carried `sent`: drops that exchanged token if it is still the cached one, at most
+    /// once per (caller token, target) per cooldown. Returns whether it was dropped.
+    pub fn reject(&self, subject: &InboundToken, target: &TokenTarget, sent: &http::HeaderValue) -> bool {
+        let key = Key { subject: crate::crypto::sha256(subject.secret().as_bytes()), target: target.clone() };
+        let Some(cached) = self.inner.cache.get(&key) else { return false };
+        if cached.token.header_value().as_bytes() != sent.as_bytes() || self.inner.rejected.contains_key(&key) {
+            return false;
+        }
+        self.inner.rejected.insert(key.clone(), ());
+        self.inner.cache.invalidate(&key);
+        tracing::info!(
+            target: CLIENT_LOG_TARGET,
+            client_id = %self.inner.engine.client_id,
+            target = %key.target,
+            "the downstream refused an exchanged token as invalid; it is dropped"
+        );
+        true
     }
 
     /// Exchanged tokens held now.

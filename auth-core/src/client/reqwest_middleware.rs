@@ -68,6 +68,8 @@ impl Middleware for AttachToken {
 /// caller's [`InboundToken`](crate::InboundToken) as a request extension
 /// (`.with_extension(inbound)`); a request without one is not sent
 /// ([`TokenSourceError::MissingSubject`]). The caller's token itself is never forwarded.
+/// After a `401 invalid_token` the exchanged token is dropped (once per cooldown) and a
+/// replayable request sent once more with a new one.
 ///
 /// ```no_run
 /// use auth_core::client::reqwest_middleware::ExchangeToken;
@@ -108,7 +110,17 @@ impl Middleware for ExchangeToken {
             .ok_or_else(|| reqwest_middleware::Error::middleware(TokenSourceError::MissingSubject))?;
         let token =
             self.exchange.token_for(&subject, &self.target).await.map_err(reqwest_middleware::Error::middleware)?;
+        let replay = request.try_clone();
         request.headers_mut().insert(AUTHORIZATION, token.header_value().clone());
-        next.run(request, extensions).await
+        let response = next.clone().run(request, extensions).await?;
+        if response.status() != reqwest::StatusCode::UNAUTHORIZED || !says_invalid_token(response.headers()) {
+            return Ok(response);
+        }
+        // Dropped whether or not this request can be sent again; then once more.
+        let dropped = self.exchange.reject(&subject, &self.target, token.header_value());
+        let Some(mut again) = replay.filter(|_| dropped) else { return Ok(response) };
+        let Ok(token) = self.exchange.token_for(&subject, &self.target).await else { return Ok(response) };
+        again.headers_mut().insert(AUTHORIZATION, token.header_value().clone());
+        next.run(again, extensions).await
     }
 }

@@ -99,7 +99,7 @@ pub(super) struct Settings {
     min_lifetime: Duration,
     pub(super) backoff_initial: Duration,
     backoff_max: Duration,
-    rejection_cooldown: Duration,
+    pub(super) rejection_cooldown: Duration,
 }
 
 /// Counters of a [`TokenSource`], for tests and dashboards.
