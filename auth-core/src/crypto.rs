@@ -114,6 +114,21 @@ pub(crate) fn sign_jwt(
     Ok(message)
 }
 
+/// The certificates of a PEM text (at least one): `what` names them in the error.
+pub(crate) fn pem_certificates(
+    pem: &[u8],
+    what: &str,
+) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, ConfigError> {
+    use rustls::pki_types::pem::PemObject as _;
+    let certificates = rustls::pki_types::CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ConfigError::ClientKey(format!("{what}: {e}")))?;
+    if certificates.is_empty() {
+        return Err(ConfigError::ClientKey(format!("{what}: no CERTIFICATE in the PEM")));
+    }
+    Ok(certificates)
+}
+
 /// A TLS server configuration on this build's rustls provider: `chain_pem` (leaf first)
 /// and `key_pem`, and with `client_ca_pem`, client certificates requested (not required:
 /// a request without one is an unbound caller) and verified against those CAs.
@@ -122,16 +137,11 @@ pub(crate) fn tls_server_config(
     key_pem: &[u8],
     client_ca_pem: Option<&[u8]>,
 ) -> Result<rustls::ServerConfig, ConfigError> {
+    use rustls::pki_types::PrivateKeyDer;
     use rustls::pki_types::pem::PemObject as _;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let invalid = |what: &str, e: &dyn std::fmt::Display| ConfigError::ClientKey(format!("{what}: {e}"));
     let provider = Arc::new(tls_provider()?);
-    let chain = CertificateDer::pem_slice_iter(chain_pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| invalid("server certificate", &e))?;
-    if chain.is_empty() {
-        return Err(ConfigError::ClientKey("server certificate: no CERTIFICATE in the PEM".into()));
-    }
+    let chain = pem_certificates(chain_pem, "server certificate")?;
     let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| invalid("server key", &e))?;
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -140,11 +150,8 @@ pub(crate) fn tls_server_config(
         None => builder.with_no_client_auth(),
         Some(pem) => {
             let mut roots = rustls::RootCertStore::empty();
-            for ca in CertificateDer::pem_slice_iter(pem) {
-                roots.add(ca.map_err(|e| invalid("client CA", &e))?).map_err(|e| invalid("client CA", &e))?;
-            }
-            if roots.is_empty() {
-                return Err(ConfigError::ClientKey("client CA: no CERTIFICATE in the PEM".into()));
+            for ca in pem_certificates(pem, "client CA")? {
+                roots.add(ca).map_err(|e| invalid("client CA", &e))?;
             }
             let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
                 .allow_unauthenticated()

@@ -250,14 +250,7 @@ impl ValidatorBuilder {
     /// Trust these CA certificates (PEM) for discovery and key fetches, besides the
     /// platform's (an issuer with a private CA), keeping the default client's other rules.
     pub fn extra_root_certificates(mut self, pem: &[u8]) -> Result<Self, ConfigError> {
-        use rustls::pki_types::pem::PemObject as _;
-        let roots = rustls::pki_types::CertificateDer::pem_slice_iter(pem)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| ConfigError::ClientKey(format!("root certificates: {e}")))?;
-        if roots.is_empty() {
-            return Err(ConfigError::ClientKey("root certificates: no CERTIFICATE in the PEM".into()));
-        }
-        self.extra_roots.extend(roots);
+        self.extra_roots.extend(crate::crypto::pem_certificates(pem, "root certificates")?);
         Ok(self)
     }
 

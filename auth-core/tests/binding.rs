@@ -209,3 +209,22 @@ async fn a_confirmation_that_is_not_a_sha256_thumbprint_is_an_invalid_claim() {
     let token = w.idp.token().claim("cnf", json!({"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"})).sign();
     assert_eq!(validator.validate(&token).await.unwrap_err().reason(), RejectReason::CertificateBinding);
 }
+
+#[test]
+fn pem_inputs_that_are_not_certificates_are_configuration_errors() {
+    let ca = TestCa::new("ca").unwrap();
+    let server = ca.server_certificate().unwrap();
+    let (cert, key) = (server.cert_pem.as_bytes(), server.key_pem.as_bytes());
+    assert!(auth_core::tls_server_config(cert, key, Some(ca.cert_pem().as_bytes())).is_ok());
+    let err = auth_core::tls_server_config(b"nothing here", key, None).unwrap_err();
+    assert!(err.to_string().contains("server certificate: no CERTIFICATE"), "{err}");
+    let err = auth_core::tls_server_config(cert, key, Some(b"no CA either")).unwrap_err();
+    assert!(err.to_string().contains("client CA"), "{err}");
+    assert!(auth_core::tls_server_config(cert, b"not a key", None).is_err());
+    let err = auth_core::client::TlsIdentity::from_pem(b"", key).unwrap_err();
+    assert!(err.to_string().contains("client certificate"), "{err}");
+    let err = Validator::builder()
+        .extra_root_certificates(b"-----BEGIN CERTIFICATE-----\n!!\n-----END CERTIFICATE-----\n")
+        .unwrap_err();
+    assert!(err.to_string().contains("root certificates"), "{err}");
+}

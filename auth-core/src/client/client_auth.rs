@@ -231,12 +231,7 @@ pub struct TlsIdentity {
 impl TlsIdentity {
     /// From PEM: the certificate chain (leaf first) and the private key (PKCS#8, PKCS#1 or SEC1).
     pub fn from_pem(chain_pem: &[u8], key_pem: &[u8]) -> Result<Self, ConfigError> {
-        let chain = CertificateDer::pem_slice_iter(chain_pem)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| ConfigError::ClientKey(format!("client certificate: {e}")))?;
-        if chain.is_empty() {
-            return Err(ConfigError::ClientKey("client certificate: no CERTIFICATE in the PEM".into()));
-        }
+        let chain = crate::crypto::pem_certificates(chain_pem, "client certificate")?;
         let key = PrivateKeyDer::from_pem_slice(key_pem)
             .map_err(|e| ConfigError::ClientKey(format!("client certificate key: {e}")))?;
         Ok(TlsIdentity { chain, key: Arc::new(key) })

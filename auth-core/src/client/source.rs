@@ -735,14 +735,7 @@ impl TokenSourceBuilder {
 
     /// Trust these CA certificates (PEM) for the token endpoint, besides the platform's.
     pub fn extra_root_certificates(mut self, pem: &[u8]) -> Result<Self, ConfigError> {
-        use rustls::pki_types::pem::PemObject as _;
-        let roots = rustls::pki_types::CertificateDer::pem_slice_iter(pem)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| ConfigError::ClientKey(format!("root certificates: {e}")))?;
-        if roots.is_empty() {
-            return Err(ConfigError::ClientKey("root certificates: no CERTIFICATE in the PEM".into()));
-        }
-        self.extra_roots.extend(roots);
+        self.extra_roots.extend(crate::crypto::pem_certificates(pem, "root certificates")?);
         Ok(self)
     }
 

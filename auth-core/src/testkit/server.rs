@@ -127,6 +127,32 @@ impl Server {
     }
 }
 
+/// The answer an outage makes instead of the real one (`None`: answer normally, after
+/// the delay of a slow outage).
+async fn misbehave(outage: Option<Outage>) -> Option<Result<Response<Body>, Refused>> {
+    match outage? {
+        Outage::Refuse => Some(Err(Refused)),
+        Outage::Status(code) => {
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+            Some(Ok(full(status, "application/json", "{}")))
+        }
+        Outage::Garbage => Some(Ok(full(StatusCode::OK, "application/json", "<html>not json"))),
+        Outage::Slow(delay) => {
+            tokio::time::sleep(delay).await;
+            None
+        }
+        Outage::Stall => {
+            let first =
+                futures_util::stream::iter([Ok::<_, Infallible>(Frame::data(Bytes::from_static(b"{\"keys\":[")))]);
+            let never = futures_util::stream::pending();
+            let mut response =
+                Response::new(BodyExt::boxed(StreamBody::new(futures_util::StreamExt::chain(first, never))));
+            response.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+            Some(Ok(response))
+        }
+    }
+}
+
 /// The largest token request body read.
 const MAX_TOKEN_REQUEST: usize = 64 * 1024;
 
@@ -139,21 +165,8 @@ async fn token(shared: Arc<Shared>, req: Request<Incoming>, peer: PeerCertificat
         let state = shared.state();
         state.token_outage.clone().or_else(|| state.outage.clone())
     };
-    match outage {
-        Some(Outage::Refuse) => return Err(Refused),
-        Some(Outage::Status(code)) => {
-            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-            return Ok(full(status, "application/json", "{}"));
-        }
-        Some(Outage::Garbage) => return Ok(full(StatusCode::OK, "application/json", "<html>not json")),
-        Some(Outage::Slow(delay)) => tokio::time::sleep(delay).await,
-        Some(Outage::Stall) => {
-            let never = futures_util::stream::pending::<Result<Frame<Bytes>, Infallible>>();
-            let mut response = Response::new(BodyExt::boxed(StreamBody::new(never)));
-            response.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
-            return Ok(response);
-        }
-        None => {}
+    if let Some(answer) = misbehave(outage).await {
+        return answer;
     }
     let authorization = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let path = req.uri().path().to_owned();
@@ -192,24 +205,8 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>, peer: PeerCertifica
         shared.discovery_hits.fetch_add(1, Ordering::SeqCst);
     }
     let outage = shared.state().outage.clone();
-    match outage {
-        Some(Outage::Refuse) => return Err(Refused),
-        Some(Outage::Status(code)) => {
-            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-            return Ok(full(status, "application/json", "{}"));
-        }
-        Some(Outage::Garbage) => return Ok(full(StatusCode::OK, "application/json", "<html>not json")),
-        Some(Outage::Slow(delay)) => tokio::time::sleep(delay).await,
-        Some(Outage::Stall) => {
-            let first =
-                futures_util::stream::iter([Ok::<_, Infallible>(Frame::data(Bytes::from_static(b"{\"keys\":[")))]);
-            let never = futures_util::stream::pending();
-            let mut response =
-                Response::new(BodyExt::boxed(StreamBody::new(futures_util::StreamExt::chain(first, never))));
-            response.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
-            return Ok(response);
-        }
-        None => {}
+    if let Some(answer) = misbehave(outage).await {
+        return answer;
     }
     if is_discovery {
         let state = shared.state();
