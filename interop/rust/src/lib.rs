@@ -41,7 +41,9 @@ pub const SKIP_ENV: &str = "AUTH_SKIP_INTEROP";
 /// Lowest Node.js version the launcher and oidc-provider 9 need (`URL.parse`, `crypto.hash`).
 pub const MIN_NODE: (u32, u32) = (20, 19);
 
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(20);
+// Generous: the suites start providers from many tests at once on a 2-core machine, and
+// each generates keys at start-up (one run here took over 20 s under that load).
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(90);
 const NPM_CI_TIMEOUT: Duration = Duration::from_secs(300);
 const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
 
