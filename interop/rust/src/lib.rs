@@ -28,7 +28,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc;
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -43,7 +43,11 @@ pub const MIN_NODE: (u32, u32) = (20, 19);
 
 // Generous: the suites start providers from many tests at once on a 2-core machine, and
 // each generates keys at start-up (one run here took over 20 s under that load).
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(90);
+/// How long one node process may take to print its ready line (about 0.5 s normally).
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+/// Node processes tried before a start is reported as failed: a clean-clone CI run once saw
+/// a single process never print its ready line while every other start took under a second.
+const STARTUP_ATTEMPTS: u32 = 3;
 const NPM_CI_TIMEOUT: Duration = Duration::from_secs(300);
 const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -583,7 +587,32 @@ impl Provider {
         serde_json::from_str(&body).map_err(|e| HarnessError::Http(format!("admin {path_and_query}: {e}")))
     }
 
+    /// Starts the node process, trying a fresh one when a start hangs (see
+    /// [`STARTUP_ATTEMPTS`]); a process that exits is not retried.
     fn spawn(&mut self, port: u16) -> Result<(), HarnessError> {
+        let mut failures = Vec::new();
+        for attempt in 1..=STARTUP_ATTEMPTS {
+            match self.spawn_once(port) {
+                Ok(()) => {
+                    if !failures.is_empty() {
+                        eprintln!("interop: oidc-provider started on attempt {attempt}; before: {failures:?}");
+                    }
+                    return Ok(());
+                }
+                Err(Start::Hung(reason)) => {
+                    eprintln!("interop: oidc-provider start attempt {attempt} hung: {reason}");
+                    failures.push(reason);
+                }
+                Err(Start::Failed(err)) => return Err(err),
+            }
+        }
+        Err(HarnessError::Process(format!(
+            "{STARTUP_ATTEMPTS} node processes in a row printed no ready line within {STARTUP_TIMEOUT:?}:\n{}",
+            failures.join("\n")
+        )))
+    }
+
+    fn spawn_once(&mut self, port: u16) -> Result<(), Start> {
         let state_file = self.state_dir.join("keys.json");
         let mut child = Command::new("node")
             .arg("provider.mjs")
@@ -600,12 +629,12 @@ impl Provider {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| HarnessError::Unavailable(format!("cannot run `node`: {e}")))?;
+            .map_err(|e| Start::Failed(HarnessError::Unavailable(format!("cannot run `node`: {e}"))))?;
         let (Some(stdin), Some(stdout), Some(stderr)) = (child.stdin.take(), child.stdout.take(), child.stderr.take())
         else {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(HarnessError::Process("no pipes to the node process".into()));
+            return Err(Start::Failed(HarnessError::Process("no pipes to the node process".into())));
         };
         let log = self.log.clone();
         std::thread::spawn(move || {
@@ -631,15 +660,24 @@ impl Provider {
         });
         let ready = match ready_rx.recv_timeout(STARTUP_TIMEOUT) {
             Ok(line) => line,
-            Err(_) => {
+            Err(RecvTimeoutError::Timeout) => {
+                let state = process_state(child.id());
                 let _ = child.kill();
+                let _ = child.wait();
+                return Err(Start::Hung(format!(
+                    "no ready line within {STARTUP_TIMEOUT:?} ({state}); stderr:\n{}",
+                    self.log().join("\n")
+                )));
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                // stdout closed without a line: the process exited (or is exiting).
                 let status = child.wait().map(|s| s.to_string()).unwrap_or_default();
                 // Give the stderr reader a moment to collect the reason.
                 std::thread::sleep(Duration::from_millis(100));
-                return Err(HarnessError::Process(format!(
-                    "not ready within {STARTUP_TIMEOUT:?} (exit: {status}); stderr:\n{}",
+                return Err(Start::Failed(HarnessError::Process(format!(
+                    "exited before it was ready ({status}); stderr:\n{}",
                     self.log().join("\n")
-                )));
+                ))));
             }
         };
         let json: Value = serde_json::from_str(&ready).unwrap_or(Value::Null);
@@ -651,12 +689,12 @@ impl Provider {
         ) else {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(HarnessError::Process(format!("unexpected first line on stdout: {ready}")));
+            return Err(Start::Failed(HarnessError::Process(format!("unexpected first line on stdout: {ready}"))));
         };
         if port != 0 && actual_port != port {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(HarnessError::Process(format!("asked for port {port}, got {actual_port}")));
+            return Err(Start::Failed(HarnessError::Process(format!("asked for port {port}, got {actual_port}"))));
         }
         self.port = actual_port;
         self.admin_port = admin_port;
@@ -665,6 +703,36 @@ impl Provider {
         self.child = Some((child, stdin));
         Ok(())
     }
+}
+
+/// Why one node process did not start.
+enum Start {
+    /// It printed nothing within [`STARTUP_TIMEOUT`] and was killed: worth another process.
+    Hung(String),
+    /// It exited or said something unexpected: another process would do the same.
+    Failed(HarnessError),
+}
+
+/// The scheduler state of a process and its threads (`R`, `S`, `D`, ...) and where the
+/// main thread sleeps, from `/proc`, so that a hung start says what it was doing.
+fn process_state(pid: u32) -> String {
+    let field = |path: String| std::fs::read_to_string(path).unwrap_or_default();
+    let state_of = |stat: String| {
+        // `pid (comm) S ...`: the state follows the last `)`.
+        stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next().map(str::to_owned))
+    };
+    let threads: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|dir| {
+            dir.filter_map(Result::ok)
+                .filter_map(|task| state_of(field(format!("{}/stat", task.path().display()))))
+                .collect()
+        })
+        .unwrap_or_default();
+    format!(
+        "pid {pid}, main thread waiting in {:?}, thread states {}",
+        field(format!("/proc/{pid}/wchan")),
+        threads.join("")
+    )
 }
 
 impl Drop for Provider {
