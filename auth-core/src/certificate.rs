@@ -4,7 +4,6 @@
 
 use std::fmt;
 use std::net::IpAddr;
-use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -238,60 +237,6 @@ fn split_outside_quotes(s: &str, sep: char) -> Vec<&str> {
     }
     parts.push(&s[start..]);
     parts.into_iter().map(str::trim).filter(|p| !p.is_empty()).collect()
-}
-
-/// The certificate a request comes with, and whether a forwarded one was ignored.
-pub(crate) struct Presented {
-    pub(crate) certificate: Option<Arc<ClientCertificate>>,
-}
-
-/// The request's certificate: the connection's own wins over any header; a forwarded
-/// one is believed only from a trusted proxy (from anyone else it is ignored and logged
-/// at `warn`, at a bounded rate). With no trusted proxy configured, the headers are not
-/// read.
-pub(crate) fn presented<H: crate::Headers + ?Sized>(
-    request: &crate::RequestContext<'_, H>,
-    trusted: &TrustedProxies,
-    budget: &crate::decision::WarnBudget,
-) -> Presented {
-    if let Some(certificate) = request.connection_certificate() {
-        return Presented { certificate: Some(certificate.clone()) };
-    }
-    // No proxy is trusted: forwarded headers are not read at all (a request without a
-    // certificate pays nothing for the feature).
-    if trusted.is_empty() {
-        return Presented { certificate: None };
-    }
-    let client_cert = request.header_values("client-cert").next();
-    let xfcc = request.header_values("x-forwarded-client-cert").next();
-    if client_cert.is_none() && xfcc.is_none() {
-        return Presented { certificate: None };
-    }
-    let peer = request.peer();
-    if !peer.is_some_and(|p| trusted.contains(p.ip())) {
-        if budget.allow() {
-            tracing::warn!(
-                target: crate::LOG_TARGET,
-                peer = ?peer,
-                "a forwarded client certificate header from an address that is not a trusted proxy: ignored"
-            );
-        }
-        return Presented { certificate: None };
-    }
-    let parsed = match (client_cert, xfcc) {
-        (Some(value), _) => from_client_cert_header(value),
-        (None, Some(value)) => from_xfcc_header(value),
-        (None, None) => return Presented { certificate: None },
-    };
-    match parsed {
-        Ok(certificate) => Presented { certificate: Some(Arc::new(certificate)) },
-        Err(err) => {
-            if budget.allow() {
-                tracing::warn!(target: crate::LOG_TARGET, peer = ?peer, error = %err, "forwarded client certificate ignored");
-            }
-            Presented { certificate: None }
-        }
-    }
 }
 
 #[cfg(test)]

@@ -5,8 +5,9 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 
+use crate::actor::InvalidActor;
 use crate::algorithm::Algorithm;
-use crate::error::TokenError;
+use crate::rejection::TokenError;
 use crate::scope::Scopes;
 use crate::token::RawClaims;
 
@@ -77,7 +78,7 @@ impl Claims {
             authorized_party: optional(raw.azp, "azp", string)?,
             scopes,
             certificate_thumbprint: raw.cnf.map(confirmation).transpose()?,
-            actor: raw.act.map(|act| crate::Actor::parse(act.get())).transpose()?,
+            actor: raw.act.map(|act| crate::Actor::parse(act.get()).map_err(actor_error)).transpose()?,
         })
     }
 
@@ -89,6 +90,13 @@ impl Claims {
 
 /// `cnf` (RFC 7800): only a certificate thumbprint (`x5t#S256`, RFC 8705) is checked
 /// here; any other confirmation (a DPoP key's `jkt`, a `jwk`) is refused, never ignored.
+fn actor_error(err: InvalidActor) -> TokenError {
+    match err {
+        InvalidActor::TooDeep => TokenError::Malformed("the act claim nests deeper than allowed"),
+        InvalidActor::NotAnActor => TokenError::invalid("act"),
+    }
+}
+
 fn confirmation(raw: &RawValue) -> Result<String, TokenError> {
     let Ok(members) = serde_json::from_str::<std::collections::HashMap<String, serde_json::Value>>(raw.get()) else {
         return Err(TokenError::invalid("cnf"));

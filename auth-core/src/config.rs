@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::algorithm::Algorithm;
-use crate::error::ConfigError;
 
 /// Where an issuer's public keys come from.
 #[derive(Debug, Clone)]
@@ -159,7 +158,7 @@ impl Issuer {
         vec![bare.to_owned(), format!("{bare}/")]
     }
 
-    pub(crate) fn check(&self) -> Result<(), ConfigError> {
+    pub(crate) fn ensure_usable(&self) -> Result<(), ConfigError> {
         if self.issuer.is_empty() {
             return Err(ConfigError::EmptyIssuer);
         }
@@ -220,7 +219,7 @@ impl Default for Settings {
 }
 
 impl Settings {
-    pub(crate) fn check(&self) -> Result<(), ConfigError> {
+    pub(crate) fn ensure_usable(&self) -> Result<(), ConfigError> {
         let bad = |name, reason| Err(ConfigError::InvalidSetting { name, reason });
         if self.fetch_timeout.is_zero() {
             return bad("fetch_timeout", "must be positive");
@@ -277,26 +276,83 @@ mod tests {
 
     #[test]
     fn issuer_checks() {
-        assert!(Issuer::discovery("https://i").audience("a").check().is_ok());
-        assert!(matches!(Issuer::discovery("https://i").check(), Err(ConfigError::NoAudience(_))));
-        assert!(matches!(Issuer::discovery("").audience("a").check(), Err(ConfigError::EmptyIssuer)));
+        assert!(Issuer::discovery("https://i").audience("a").ensure_usable().is_ok());
+        assert!(matches!(Issuer::discovery("https://i").ensure_usable(), Err(ConfigError::NoAudience(_))));
+        assert!(matches!(Issuer::discovery("").audience("a").ensure_usable(), Err(ConfigError::EmptyIssuer)));
         assert!(matches!(
-            Issuer::discovery("i").audience("a").algorithms([]).check(),
+            Issuer::discovery("i").audience("a").algorithms([]).ensure_usable(),
             Err(ConfigError::NoAlgorithm(_))
         ));
-        assert!(Issuer::discovery("i").audience("a").leeway(Duration::from_secs(3600)).check().is_err());
+        assert!(Issuer::discovery("i").audience("a").leeway(Duration::from_secs(3600)).ensure_usable().is_err());
     }
 
     #[test]
     fn settings_checks() {
-        assert!(Settings::default().check().is_ok());
+        assert!(Settings::default().ensure_usable().is_ok());
         let s = Settings {
             min_refresh: Duration::from_secs(10),
             max_refresh: Duration::from_secs(5),
             ..Settings::default()
         };
-        assert!(s.check().is_err());
+        assert!(s.ensure_usable().is_err());
         let s = Settings { realm: Some("a\"b".into()), ..Settings::default() };
-        assert!(s.check().is_err());
+        assert!(s.ensure_usable().is_err());
     }
+}
+
+/// A configuration that cannot work; returned by the builders, never at request time.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// No issuer was configured.
+    #[error("no issuer configured")]
+    NoIssuer,
+    /// An issuer was configured twice.
+    #[error("issuer {0:?} is configured more than once")]
+    DuplicateIssuer(String),
+    /// The issuer identifier is empty.
+    #[error("an issuer identifier is empty")]
+    EmptyIssuer,
+    /// An issuer has no accepted audience.
+    #[error("issuer {0:?} has no accepted audience")]
+    NoAudience(String),
+    /// An issuer allows no algorithm.
+    #[error("issuer {0:?} allows no algorithm")]
+    NoAlgorithm(String),
+    /// A URL does not parse or is not allowed (for example plain http to a remote host).
+    #[error("invalid URL for {what}: {reason}")]
+    InvalidUrl {
+        /// Which URL.
+        what: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// A static JWKS document does not parse or has no usable key.
+    #[error("invalid static JWKS for issuer {issuer:?}: {reason}")]
+    InvalidJwks {
+        /// The issuer.
+        issuer: String,
+        /// Why.
+        reason: String,
+    },
+    /// A setting is out of range.
+    #[error("invalid setting {name}: {reason}")]
+    InvalidSetting {
+        /// The builder method.
+        name: &'static str,
+        /// Why.
+        reason: &'static str,
+    },
+    /// A scope name has characters RFC 6749 §3.3 does not allow.
+    #[error("invalid scope name {0:?}")]
+    InvalidScope(String),
+    /// No crypto backend feature (`aws-lc-rs` or `rust-crypto`) is enabled.
+    #[error("no crypto backend: enable the `aws-lc-rs` or `rust-crypto` feature of auth-core")]
+    NoCryptoBackend,
+    /// The default HTTP client could not be built.
+    #[error("cannot build the HTTP client: {0}")]
+    HttpClient(String),
+    /// A client key, certificate or CA certificate (calling side) does not load.
+    #[error("invalid client key or certificate: {0}")]
+    ClientKey(String),
 }

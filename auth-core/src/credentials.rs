@@ -6,7 +6,7 @@
 //! - a `Bearer` credential whose token is malformed: 401 `invalid_token`;
 //! - more than one token in the request: 400 `invalid_request`.
 
-use crate::error::{AuthError, RequestError, TokenError};
+use crate::rejection::{AuthError, RequestError, TokenError};
 
 /// Where a token may come from, besides the `Authorization` header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -46,7 +46,7 @@ pub fn bearer_token<'a, I>(
 where
     I: IntoIterator<Item = &'a [u8]>,
 {
-    bearer_credential(authorization, query, sources)?.checked()
+    bearer_credential(authorization, query, sources)?.b64token()
 }
 
 /// A bearer token found in a request, whose `b64token` alphabet may not be checked yet.
@@ -58,7 +58,7 @@ where
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Credential<'a> {
     /// The token's bytes: a cache hit needs no UTF-8 check (it matches a verified,
-    /// ASCII-only token byte for byte); a miss is checked by [`checked`](Self::checked).
+    /// ASCII-only token byte for byte); a miss is checked by [`checked`](Self::b64token).
     pub(crate) token: &'a [u8],
     /// The whole `Authorization` value, to tell a malformed token from two merged
     /// credentials when the alphabet check fails; `None` for a query token (checked).
@@ -67,7 +67,7 @@ pub(crate) struct Credential<'a> {
 
 impl<'a> Credential<'a> {
     /// The token, once its alphabet is known to be `b64token`.
-    pub(crate) fn checked(self) -> Result<&'a str, AuthError> {
+    pub(crate) fn b64token(self) -> Result<&'a str, AuthError> {
         let malformed = || AuthError::from(TokenError::Malformed("the bearer token is not a b64token"));
         match self.field {
             // b64token is ASCII: the UTF-8 conversion cannot fail after the alphabet check.

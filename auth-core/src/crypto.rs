@@ -10,7 +10,7 @@ use jsonwebtoken::DecodingKey;
 use jsonwebtoken::crypto::CryptoProvider;
 
 use crate::algorithm::{Algorithm, AlgorithmSet};
-use crate::error::ConfigError;
+use crate::config::ConfigError;
 
 /// The provider this build verifies with: aws-lc-rs when its feature is on (also when
 /// both are, as `--all-features` does), else RustCrypto.

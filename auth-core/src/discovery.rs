@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use reqwest::Url;
 use serde::Deserialize;
 
-use crate::jwks::{Fetched, Fetcher};
+use crate::fetch::{Fetched, Fetcher};
 
 /// One issuer's metadata: where it is, and the document once fetched.
 pub(crate) struct IssuerMetadata {

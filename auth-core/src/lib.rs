@@ -42,6 +42,7 @@ mod actor;
 mod algorithm;
 mod cache;
 mod certificate;
+mod claim_rules;
 mod claims;
 #[cfg(feature = "client")]
 pub mod client;
@@ -51,16 +52,19 @@ mod credentials;
 mod crypto;
 mod decision;
 mod discovery;
-mod error;
+mod fetch;
 mod inbound;
 mod jwks;
 mod metrics;
 mod policy;
 mod readiness;
+mod rejection;
 mod request;
+mod response;
 mod scope;
 mod token;
 mod validator;
+mod warn_budget;
 mod work;
 
 #[cfg(feature = "test-util")]
@@ -70,14 +74,19 @@ pub use actor::{Actor, ActorMatch, ActorRequirement, MAX_ACTOR_DEPTH};
 pub use algorithm::Algorithm;
 pub use certificate::{BindingMode, CertificateError, ClientCertificate, tls_server_config};
 pub use claims::{Claims, Principal};
-pub use config::{Issuer, TypPolicy};
+pub use config::{ConfigError, Issuer, TypPolicy};
 pub use credentials::{CredentialSources, bearer_token};
-pub use decision::{Admission, LOG_TARGET, Refusal, Rejection};
-pub use error::{AuthError, ClaimName, ConfigError, RejectReason, RequestError, TokenError};
+pub use decision::{Admission, Refusal};
 pub use inbound::InboundToken;
 pub use metrics::MetricsSnapshot;
 pub use policy::{AccessPolicy, Decision, Verification};
 pub use readiness::{IssuerReadiness, Readiness};
+pub use rejection::{AuthError, ClaimName, RejectReason, RequestError, TokenError};
 pub use request::{Headers, RequestContext};
+pub use response::Rejection;
 pub use scope::{ScopeRequirement, Scopes};
 pub use validator::{Validator, ValidatorBuilder};
+
+/// The log target of every decision (`tracing`), and of the one error a misconfigured
+/// route logs.
+pub const LOG_TARGET: &str = "auth::decision";

@@ -14,7 +14,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 
-use crate::error::RejectReason;
+use crate::rejection::RejectReason;
 
 /// What a key source reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -215,7 +215,7 @@ mod facade {
     use metrics::Counter;
 
     use super::SourceEvent;
-    use crate::error::RejectReason;
+    use crate::rejection::RejectReason;
 
     pub(super) struct Handles {
         /// Per configured issuer, then one for `unknown`.

@@ -5,9 +5,10 @@
 //! twice, and every outcome leaves through the exit in `decision.rs`.
 
 use crate::ActorRequirement;
+use crate::config::ConfigError;
 use crate::credentials::{CredentialSources, bearer_credential};
 use crate::decision::{Admission, Refusal};
-use crate::error::{AuthError, ConfigError, TokenError};
+use crate::rejection::{AuthError, TokenError};
 use crate::request::{Headers, RequestContext};
 use crate::scope::ScopeRequirement;
 use crate::token::{self, SplitToken};
@@ -161,12 +162,12 @@ impl AccessPolicy {
             // Too large to look up: still the syntax first, so that a malformed value is
             // answered as malformed whatever its length.
             Lookup::TooLarge => {
-                let err = credential.checked().err().unwrap_or_else(|| TokenError::TooLarge.into());
+                let err = credential.b64token().err().unwrap_or_else(|| TokenError::TooLarge.into());
                 return Decision::Refuse(validator.refuse(err.into()));
             }
             Lookup::Miss(hash) => hash,
         };
-        let split = credential.checked().and_then(|token| {
+        let split = credential.b64token().and_then(|token| {
             token::split(token).map(|segments| SplitToken::new(token, segments)).map_err(AuthError::from)
         });
         match split {

@@ -5,7 +5,8 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use crate::certificate::ClientCertificate;
+use crate::certificate::{self, ClientCertificate, TrustedProxies};
+use crate::warn_budget::WarnBudget;
 
 /// Header lookup by name.
 ///
@@ -115,5 +116,54 @@ impl<H: ?Sized> fmt::Debug for RequestContext<'_, H> {
             .field("peer_addr", &self.peer_addr)
             .field("client_certificate", &self.client_certificate.is_some())
             .finish_non_exhaustive()
+    }
+}
+
+/// The request's certificate: the connection's own wins over any header; a forwarded
+/// one is believed only from a trusted proxy (from anyone else it is ignored and logged
+/// at `warn`, at a bounded rate). With no trusted proxy configured, the headers are not
+/// read.
+pub(crate) fn presented_certificate<H: Headers + ?Sized>(
+    request: &RequestContext<'_, H>,
+    trusted: &TrustedProxies,
+    budget: &WarnBudget,
+) -> Option<Arc<ClientCertificate>> {
+    if let Some(certificate) = request.connection_certificate() {
+        return Some(certificate.clone());
+    }
+    // No proxy is trusted: forwarded headers are not read at all (a request without a
+    // certificate pays nothing for the feature).
+    if trusted.is_empty() {
+        return None;
+    }
+    let client_cert = request.header_values("client-cert").next();
+    let xfcc = request.header_values("x-forwarded-client-cert").next();
+    if client_cert.is_none() && xfcc.is_none() {
+        return None;
+    }
+    let peer = request.peer();
+    if !peer.is_some_and(|p| trusted.contains(p.ip())) {
+        if budget.allow() {
+            tracing::warn!(
+                target: crate::LOG_TARGET,
+                peer = ?peer,
+                "a forwarded client certificate header from an address that is not a trusted proxy: ignored"
+            );
+        }
+        return None;
+    }
+    let parsed = match (client_cert, xfcc) {
+        (Some(value), _) => certificate::from_client_cert_header(value),
+        (None, Some(value)) => certificate::from_xfcc_header(value),
+        (None, None) => return None,
+    };
+    match parsed {
+        Ok(certificate) => Some(Arc::new(certificate)),
+        Err(err) => {
+            if budget.allow() {
+                tracing::warn!(target: crate::LOG_TARGET, peer = ?peer, error = %err, "forwarded client certificate ignored");
+            }
+            None
+        }
     }
 }

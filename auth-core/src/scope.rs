@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::error::ConfigError;
+use crate::config::ConfigError;
 
 /// The scopes a token grants: the union of `scope` (a space-delimited string, RFC 8693
 /// §4.2 / RFC 9068 §2.2.3, or an array of strings, as some providers send) and `scp`

@@ -11,7 +11,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
 use crate::algorithm::Algorithm;
-use crate::error::TokenError;
+use crate::rejection::TokenError;
 
 /// The three segments of a compact JWS.
 #[derive(Debug, Clone, Copy)]

@@ -15,7 +15,7 @@ use serde_json::json;
 
 use crate::algorithm::{Algorithm, KeyKind};
 use crate::clock::unix_now;
-use crate::error::ConfigError;
+use crate::config::ConfigError;
 
 /// RFC 7523 §2.2.
 pub(crate) const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";

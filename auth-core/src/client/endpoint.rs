@@ -12,7 +12,7 @@ use super::error::TokenSourceError;
 use super::response::{self, Issued};
 use super::target::TokenTarget;
 use crate::discovery::IssuerMetadata;
-use crate::jwks::{Fetcher, check_url};
+use crate::fetch::{Fetcher, require_https};
 
 /// Which metadata document names the token endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -90,7 +90,7 @@ impl Endpoint {
             .ok_or_else(|| unavailable("metadata: no token_endpoint".into()))?;
         let token_endpoint =
             Url::parse(endpoint).map_err(|_| unavailable("metadata: token_endpoint is not a URL".into()))?;
-        check_url(&token_endpoint, fetcher.allow_http).map_err(|e| unavailable(format!("metadata: {e}")))?;
+        require_https(&token_endpoint, fetcher.allow_http).map_err(|e| unavailable(format!("metadata: {e}")))?;
         Ok(Arc::new(Resolved { token_endpoint, issuer: Some(document.issuer.clone()) }))
     }
 
@@ -137,7 +137,8 @@ pub(crate) async fn request_token(
         .as_ref()
         .ok_or_else(|| TokenSourceError::Unavailable { cause: "no HTTP client".into(), retry_after: None })?;
     let url = &endpoint.token_endpoint;
-    check_url(url, fetcher.allow_http).map_err(|cause| TokenSourceError::Unavailable { cause, retry_after: None })?;
+    require_https(url, fetcher.allow_http)
+        .map_err(|cause| TokenSourceError::Unavailable { cause, retry_after: None })?;
     let credentials =
         auth.authenticate(client_id, endpoint.issuer.as_deref(), url.as_str()).map_err(TokenSourceError::Assertion)?;
     let form = {

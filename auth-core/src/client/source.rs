@@ -37,9 +37,9 @@ use super::endpoint::{self, Endpoint, Metadata, Origin, Resolved};
 use super::error::TokenSourceError;
 use super::target::TokenTarget;
 use super::token::{AccessToken, forget_local, local_fill, local_hit};
+use crate::config::ConfigError;
 use crate::discovery::IssuerMetadata;
-use crate::error::ConfigError;
-use crate::jwks::{Fetcher, check_url};
+use crate::fetch::{Fetcher, require_https};
 
 /// Where the calling side logs.
 pub const CLIENT_LOG_TARGET: &str = "auth::client";
@@ -125,7 +125,7 @@ impl TokenSource {
     /// handle of a target sees the same cached token). Targets come from configuration;
     /// each one keeps a token.
     pub fn target(&self, target: TokenTarget) -> Result<TargetToken, ConfigError> {
-        target.check()?;
+        target.ensure_usable()?;
         let mut targets = self.inner.targets.lock().unwrap_or_else(|p| p.into_inner());
         let state = targets
             .entry(target)
@@ -808,7 +808,8 @@ impl TokenSourceBuilder {
         }
         let parse = |what: &'static str, url: &str| -> Result<Url, ConfigError> {
             let parsed = Url::parse(url).map_err(|e| ConfigError::InvalidUrl { what, reason: e.to_string() })?;
-            check_url(&parsed, self.allow_insecure_http).map_err(|reason| ConfigError::InvalidUrl { what, reason })?;
+            require_https(&parsed, self.allow_insecure_http)
+                .map_err(|reason| ConfigError::InvalidUrl { what, reason })?;
             Ok(parsed)
         };
         let origin = match (&self.token_endpoint, &self.issuer) {

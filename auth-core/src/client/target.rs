@@ -77,7 +77,7 @@ impl TokenTarget {
 
     /// Scope names must be RFC 6749 §3.3 `scope-token`s; resources absolute URIs without a
     /// fragment (RFC 8707 §2).
-    pub(crate) fn check(&self) -> Result<(), crate::ConfigError> {
+    pub(crate) fn ensure_usable(&self) -> Result<(), crate::ConfigError> {
         for scope in &self.scopes {
             if !scope.bytes().all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b)) {
                 return Err(crate::ConfigError::InvalidScope(scope.clone()));
@@ -154,9 +154,9 @@ mod tests {
 
     #[test]
     fn checks() {
-        assert!(TokenTarget::resource("https://a.example/api").scope("a:b").check().is_ok());
-        assert!(TokenTarget::resource("not a uri").check().is_err());
-        assert!(TokenTarget::resource("https://a.example/#frag").check().is_err());
-        assert!(TokenTarget::new().scope("a\"b").check().is_err());
+        assert!(TokenTarget::resource("https://a.example/api").scope("a:b").ensure_usable().is_ok());
+        assert!(TokenTarget::resource("not a uri").ensure_usable().is_err());
+        assert!(TokenTarget::resource("https://a.example/#frag").ensure_usable().is_err());
+        assert!(TokenTarget::new().scope("a\"b").ensure_usable().is_err());
     }
 }

@@ -1,9 +1,10 @@
-//! An issuer's public keys: parsing a JWK Set, fetching it, and keeping it fresh.
+//! An issuer's public keys: parsing a JWK Set (`jwk.rs`), the set and its lookup
+//! (`keyset.rs`), and keeping it fresh (`source.rs`, fetching through `crate::fetch`).
 
-mod fetch;
+mod jwk;
 mod keyset;
 mod source;
 
-pub(crate) use fetch::{Fetched, Fetcher, check_url};
-pub(crate) use keyset::{KeyId, VerifyingKey, parse_jwks};
-pub(crate) use source::{KeySource, Origin};
+pub(crate) use jwk::parse_jwks;
+pub(crate) use keyset::{KeyId, VerifyingKey};
+pub(crate) use source::{KeySource, OnKeysRemoved, Origin};

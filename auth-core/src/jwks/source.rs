@@ -24,15 +24,15 @@ use futures_util::FutureExt as _;
 use futures_util::future::{BoxFuture, Shared};
 use reqwest::Url;
 
-use super::fetch::{FetchError, Fetched, Fetcher};
-use super::keyset::{KeyId, KeySet, LookupError, VerifyingKey, parse_jwks};
+use super::jwk::parse_jwks;
+use super::keyset::{KeyId, KeySet, LookupError, VerifyingKey};
 use crate::algorithm::{Algorithm, AlgorithmSet};
-use crate::cache::TokenCache;
 use crate::config::Settings;
 use crate::discovery::IssuerMetadata;
-use crate::error::{AuthError, TokenError};
+use crate::fetch::{FetchError, Fetched, Fetcher};
 use crate::metrics::{Metrics, SourceEvent};
 use crate::readiness::IssuerReadiness;
+use crate::rejection::{AuthError, TokenError};
 
 /// How many kids proven unknown are remembered (each for one cooldown at most, and
 /// forgotten as soon as a different key set arrives).
@@ -90,8 +90,12 @@ pub(crate) struct KeySource {
     settings: Arc<Settings>,
     fetcher: Fetcher,
     metrics: Arc<Metrics>,
-    token_cache: Option<TokenCache>,
+    /// Told which keys left the set (the validator drops their cached tokens).
+    on_removed: Option<OnKeysRemoved>,
 }
+
+/// What a key source calls with the keys a newly installed set no longer has.
+pub(crate) type OnKeysRemoved = Box<dyn Fn(&[KeyId]) + Send + Sync>;
 
 impl KeySource {
     #[allow(clippy::too_many_arguments)]
@@ -104,7 +108,7 @@ impl KeySource {
         settings: Arc<Settings>,
         fetcher: Fetcher,
         metrics: Arc<Metrics>,
-        token_cache: Option<TokenCache>,
+        on_removed: Option<OnKeysRemoved>,
     ) -> Self {
         let snapshot = static_keys.map(|keys| {
             Arc::new(Snapshot {
@@ -130,7 +134,7 @@ impl KeySource {
             settings,
             fetcher,
             metrics,
-            token_cache,
+            on_removed,
         }
     }
 
@@ -406,8 +410,8 @@ impl KeySource {
             self.metrics.source(SourceEvent::KeySetInstalled, self.index);
             self.unknown_kids.invalidate_all();
             tracing::info!(issuer = %self.issuer, keys = count, removed = removed.len(), ttl_secs = ttl.as_secs(), "JWKS installed");
-            if let Some(cache) = &self.token_cache {
-                cache.drop_keys(&removed);
+            if let Some(on_removed) = &self.on_removed {
+                on_removed(&removed);
             }
         }
     }
@@ -425,7 +429,7 @@ impl KeySource {
         let (document, _) = metadata.document(&self.fetcher).await.map_err(|e| format!("discovery: {e}"))?;
         let jwks_uri = document.jwks_uri.as_deref().ok_or("discovery: the document has no jwks_uri")?;
         let url = Url::parse(jwks_uri).map_err(|_| "discovery: jwks_uri is not a URL".to_string())?;
-        super::fetch::check_url(&url, self.settings.allow_insecure_http).map_err(|e| format!("discovery: {e}"))?;
+        crate::fetch::require_https(&url, self.settings.allow_insecure_http).map_err(|e| format!("discovery: {e}"))?;
         if self.discovered_issuer.load().as_deref() != Some(&document.issuer) {
             self.discovered_issuer.store(Some(Arc::new(document.issuer.clone())));
         }

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, DATE, ETAG, EXPIRES, IF_NONE_MATCH};
 use reqwest::{StatusCode, Url};
 
-use crate::error::ConfigError;
+use crate::config::ConfigError;
 
 /// How documents are fetched (validator-wide).
 #[derive(Clone)]
@@ -81,7 +81,7 @@ impl Fetcher {
     }
 
     pub(crate) async fn get(&self, url: &Url, etag: Option<&str>) -> Result<Fetched, FetchError> {
-        check_url(url, self.allow_http).map_err(FetchError::Url)?;
+        require_https(url, self.allow_http).map_err(FetchError::Url)?;
         match tokio::time::timeout(self.timeout, self.get_inner(url, etag)).await {
             Ok(result) => result,
             Err(_) => Err(FetchError::Timeout),
@@ -150,7 +150,7 @@ fn is_json(content_type: &str) -> bool {
 
 /// Remote key material must come over https; plain http only to loopback (tests, sidecars)
 /// or with an explicit opt-in.
-pub(crate) fn check_url(url: &Url, allow_http: bool) -> Result<(), String> {
+pub(crate) fn require_https(url: &Url, allow_http: bool) -> Result<(), String> {
     match url.scheme() {
         "https" => Ok(()),
         "http" if allow_http || is_loopback(url) => Ok(()),
@@ -257,11 +257,11 @@ mod tests {
             "http://[::1]:9/x",
         ];
         for url in ok {
-            assert!(check_url(&Url::parse(url).unwrap(), false).is_ok(), "{url}");
+            assert!(require_https(&Url::parse(url).unwrap(), false).is_ok(), "{url}");
         }
         for url in ["http://idp.example.com/jwks", "http://10.0.0.1/jwks", "ftp://127.0.0.1/x", "file:///etc/passwd"] {
-            assert!(check_url(&Url::parse(url).unwrap(), false).is_err(), "{url}");
+            assert!(require_https(&Url::parse(url).unwrap(), false).is_err(), "{url}");
         }
-        assert!(check_url(&Url::parse("http://idp.example.com/jwks").unwrap(), true).is_ok());
+        assert!(require_https(&Url::parse("http://idp.example.com/jwks").unwrap(), true).is_ok());
     }
 }
