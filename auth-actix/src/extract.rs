@@ -16,14 +16,14 @@ use auth_core::{AuthError, Principal, Rejection, TokenError};
 use serde::de::DeserializeOwned;
 
 use crate::middleware::AuthOutcome;
-use crate::response::rejection_response;
+use crate::rejection::rejection_response;
 
 /// The verified caller. Rejects the request when there is none.
 ///
 /// - Behind a required policy, always present (the middleware rejected every other request).
 /// - Behind an [optional](auth_core::AccessPolicy::optional) policy and a request without
 ///   a token: 401 with `WWW-Authenticate: Bearer` (the missing-token rejection, through
-///   the middleware's [`on_error`](crate::AuthMiddleware::on_error) handler if any).
+///   the middleware's [`on_rejection`](crate::AuthMiddleware::on_rejection) handler if any).
 /// - Without the middleware: 500 `server_error`, logged.
 ///
 /// Dereferences to [`Principal`].
@@ -196,8 +196,8 @@ fn principal_of(outcome: &AuthOutcome) -> Result<Principal, Error> {
 /// Refuses for `err` (counted and logged at the one exit) and answers like the
 /// middleware that let the request through.
 fn reject(outcome: &AuthOutcome, err: AuthError) -> Error {
-    let refusal = outcome.guard.policy.validator().refusal(err);
-    let response = outcome.guard.respond(&refusal);
+    let refusal = outcome.shared.policy.validator().refusal(err);
+    let response = outcome.shared.respond(&refusal);
     InternalError::from_response(refusal.error, response).into()
 }
 

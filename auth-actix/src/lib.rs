@@ -5,7 +5,7 @@
 //!   and `Route::wrap`) enforces an [`AccessPolicy`] and answers rejected requests itself:
 //!   400 `invalid_request`, 401 (no token, or `invalid_token`), 403 `insufficient_scope`
 //!   or 503 (keys unavailable, with `Retry-After`), each with a `WWW-Authenticate: Bearer`
-//!   challenge and a JSON body. [`AuthMiddleware::on_error`] shapes your own response.
+//!   challenge and a JSON body. [`AuthMiddleware::on_rejection`] shapes your own response.
 //! - [`Authenticated`], [`MaybeAuthenticated`] and [`TypedClaims`] give handlers the
 //!   verified caller.
 //!
@@ -76,13 +76,13 @@
 
 mod extract;
 mod middleware;
-mod response;
+mod rejection;
 #[cfg(feature = "rustls")]
 mod tls;
 
 pub use extract::{Authenticated, Delegation, MaybeAuthenticated, TypedClaims};
 pub use middleware::{AuthMiddleware, AuthMiddlewareService};
-pub use response::rejection_response;
+pub use rejection::rejection_response;
 #[cfg(feature = "rustls")]
 pub use tls::client_certificate;
 

@@ -14,13 +14,13 @@ use actix_web::http::header;
 use actix_web::{Error, HttpMessage, HttpResponse};
 
 use auth_core::{
-    AccessPolicy, Admission, AuthError, ClientCertificate, Decision, Headers, Principal, Refusal, Rejection,
-    RequestContext,
+    AccessPolicy, Admission, AuthError, ClientCertificate, ConfigError, Decision, Headers, Principal, Refusal,
+    Rejection, RequestContext, Validator,
 };
 use futures_util::future::LocalBoxFuture;
 use pin_project_lite::pin_project;
 
-use crate::response::{ErrorHandler, rejection_response};
+use crate::rejection::{ErrorHandler, rejection_response};
 
 /// actix-web middleware that authenticates every request against an [`AccessPolicy`].
 ///
@@ -36,7 +36,7 @@ use crate::response::{ErrorHandler, rejection_response};
 /// - answers at once, without calling the route: 400, 401, 403 or 503 with a
 ///   `WWW-Authenticate: Bearer ...` challenge and a JSON body (see
 ///   [`rejection_response`](crate::rejection_response)), or what your
-///   [`on_error`](Self::on_error) handler returns.
+///   [`on_rejection`](Self::on_rejection) handler returns.
 ///
 /// Wrap an [`App`](actix_web::App), a [`web::scope`](actix_web::web::scope), a
 /// [`web::resource`](actix_web::web::resource) or a single [`Route`](actix_web::Route).
@@ -85,7 +85,7 @@ use crate::response::{ErrorHandler, rejection_response};
 #[derive(Clone)]
 pub struct AuthMiddleware {
     policy: AccessPolicy,
-    on_error: Option<ErrorHandler>,
+    on_rejection: Option<ErrorHandler>,
 }
 
 impl AuthMiddleware {
@@ -100,7 +100,31 @@ impl AuthMiddleware {
     /// # Ok(()) }
     /// ```
     pub fn new(policy: AccessPolicy) -> Self {
-        AuthMiddleware { policy, on_error: None }
+        AuthMiddleware { policy, on_rejection: None }
+    }
+
+    /// A valid token carrying every one of `scopes` (like `auth_tower::AuthLayer::require_scopes`).
+    ///
+    /// ```
+    /// # fn f(validator: auth_actix::Validator) -> Result<(), auth_actix::ConfigError> {
+    /// let orders = auth_actix::AuthMiddleware::require_scopes(&validator, ["orders:read"])?;
+    /// # Ok(()) }
+    /// ```
+    pub fn require_scopes<I, S>(validator: &Validator, scopes: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        Ok(Self::new(AccessPolicy::new(validator.clone()).require_scopes(scopes)?))
+    }
+
+    /// A valid token carrying at least one of `scopes`.
+    pub fn require_any_scope<I, S>(validator: &Validator, scopes: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        Ok(Self::new(AccessPolicy::new(validator.clone()).require_any_scope(scopes)?))
     }
 
     /// Answers rejected requests with `handler`'s response instead of the default JSON
@@ -117,18 +141,18 @@ impl AuthMiddleware {
     /// use actix_web::http::StatusCode;
     /// use auth_actix::{AuthError, AuthMiddleware, Rejection};
     ///
-    /// let middleware = AuthMiddleware::new(policy).on_error(|err: &AuthError, rejection: &Rejection| {
+    /// let middleware = AuthMiddleware::new(policy).on_rejection(|err: &AuthError, rejection: &Rejection| {
     ///     HttpResponse::build(StatusCode::from_u16(rejection.status).unwrap_or(StatusCode::UNAUTHORIZED))
     ///         .insert_header(("WWW-Authenticate", rejection.www_authenticate()))
     ///         .body(format!("denied: {}", err.body_code()))
     /// });
     /// # }
     /// ```
-    pub fn on_error<F>(mut self, handler: F) -> Self
+    pub fn on_rejection<F>(mut self, handler: F) -> Self
     where
         F: Fn(&AuthError, &Rejection) -> HttpResponse + Send + Sync + 'static,
     {
-        self.on_error = Some(Arc::new(handler));
+        self.on_rejection = Some(Arc::new(handler));
         self
     }
 
@@ -146,7 +170,9 @@ impl From<AccessPolicy> for AuthMiddleware {
 
 impl fmt::Debug for AuthMiddleware {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AuthMiddleware").field("custom_error_handler", &self.on_error.is_some()).finish_non_exhaustive()
+        f.debug_struct("AuthMiddleware")
+            .field("custom_error_handler", &self.on_rejection.is_some())
+            .finish_non_exhaustive()
     }
 }
 
@@ -162,15 +188,15 @@ where
     type Future = Ready<Result<Self::Transform, Self::InitError>>;
 
     fn new_transform(&self, service: S) -> Self::Future {
-        let guard = Rc::new(Guard { policy: self.policy.clone(), on_error: self.on_error.clone() });
-        ready(Ok(AuthMiddlewareService { service: Rc::new(service), guard }))
+        let shared = Rc::new(MiddlewareShared { policy: self.policy.clone(), on_rejection: self.on_rejection.clone() });
+        ready(Ok(AuthMiddlewareService { service: Rc::new(service), shared }))
     }
 }
 
 /// The service [`AuthMiddleware`] puts in front of a route; built by actix-web, not by you.
 pub struct AuthMiddlewareService<S> {
     service: Rc<S>,
-    guard: Rc<Guard>,
+    shared: Rc<MiddlewareShared>,
 }
 
 impl<S> fmt::Debug for AuthMiddlewareService<S> {
@@ -214,28 +240,28 @@ where
                 Some(certificate) => context.client_certificate(certificate),
                 None => context,
             };
-            self.guard.policy.decide(&context)
+            self.shared.policy.decide(&context)
         };
         match decision {
             // Decided without I/O (a cached token, or a refusal): no boxed future.
             Decision::Admit(admission) => {
-                let headers = admit(&req, admission, &self.guard);
+                let headers = admit(&req, admission, &self.shared);
                 ResponseFuture { state: State::Inner { future: self.service.call(req), headers } }
             }
             Decision::Refuse(refusal) => {
-                let response = req.into_response(self.guard.respond(&refusal)).map_into_right_body();
+                let response = req.into_response(self.shared.respond(&refusal)).map_into_right_body();
                 ResponseFuture { state: State::Rejected { response: Some(response) } }
             }
             Decision::Verify(verification) => {
-                let (service, guard) = (Rc::clone(&self.service), Rc::clone(&self.guard));
+                let (service, shared) = (Rc::clone(&self.service), Rc::clone(&self.shared));
                 let future = Box::pin(async move {
                     match verification.run().await {
                         Ok(admission) => {
-                            let headers = admit(&req, admission, &guard);
+                            let headers = admit(&req, admission, &shared);
                             let response = service.call(req).await?;
                             Ok(with_headers(response.map_into_left_body(), headers))
                         }
-                        Err(refusal) => Ok(req.into_response(guard.respond(&refusal)).map_into_right_body()),
+                        Err(refusal) => Ok(req.into_response(shared.respond(&refusal)).map_into_right_body()),
                     }
                 });
                 ResponseFuture { state: State::Verifying { future } }
@@ -245,13 +271,13 @@ where
 }
 
 /// Stores the outcome for the extractors; returns the headers the response gets.
-fn admit(req: &ServiceRequest, admission: Admission, guard: &Rc<Guard>) -> Vec<(&'static str, String)> {
+fn admit(req: &ServiceRequest, admission: Admission, shared: &Rc<MiddlewareShared>) -> Vec<(&'static str, String)> {
     let mut extensions = req.extensions_mut();
     if let Some(inbound) = admission.inbound_token {
         // For the calling side's token exchange (`web::ReqData<InboundToken>`).
         extensions.insert(inbound);
     }
-    extensions.insert(AuthOutcome { principal: admission.principal, guard: Rc::clone(guard) });
+    extensions.insert(AuthOutcome { principal: admission.principal, shared: Rc::clone(shared) });
     admission.response_headers
 }
 
@@ -312,15 +338,15 @@ impl<F, B> fmt::Debug for ResponseFuture<F, B> {
 
 /// One middleware's policy and error handler, shared with the extractors of the
 /// requests it let through.
-pub(crate) struct Guard {
+pub(crate) struct MiddlewareShared {
     pub(crate) policy: AccessPolicy,
-    on_error: Option<ErrorHandler>,
+    on_rejection: Option<ErrorHandler>,
 }
 
-impl Guard {
+impl MiddlewareShared {
     /// The response to a refusal: the user's handler's, else the default.
     pub(crate) fn respond(&self, refusal: &Refusal) -> HttpResponse {
-        match &self.on_error {
+        match &self.on_rejection {
             Some(handler) => handler(&refusal.error, &refusal.rejection),
             None => rejection_response(&refusal.rejection),
         }
@@ -334,5 +360,5 @@ impl Guard {
 #[derive(Clone)]
 pub(crate) struct AuthOutcome {
     pub(crate) principal: Option<Principal>,
-    pub(crate) guard: Rc<Guard>,
+    pub(crate) shared: Rc<MiddlewareShared>,
 }

@@ -509,8 +509,8 @@ async fn custom_error_handler_shapes_every_rejection() {
         }
         response
     };
-    let read = read_orders(&validator).on_error(handler);
-    let anyone = AuthMiddleware::new(AccessPolicy::new(validator).optional()).on_error(handler);
+    let read = read_orders(&validator).on_rejection(handler);
+    let anyone = AuthMiddleware::new(AccessPolicy::new(validator).optional()).on_rejection(handler);
     let server = Server::start(move |cfg: &mut web::ServiceConfig| {
         cfg.service(web::resource("/orders").wrap(read.clone()).get(whoami))
             .service(web::resource("/optional").wrap(anyone.clone()).get(whoami));

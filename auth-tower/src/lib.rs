@@ -55,9 +55,12 @@ pub use layer::{AuthLayer, AuthService, ResponseBody, ResponseFuture};
 pub use rejection::{GrpcRejection, JsonRejection, OnRejection};
 
 pub use auth_core::{
-    AccessPolicy, Actor, ActorMatch, ActorRequirement, AuthError, Claims, ConfigError, Issuer, Principal, Refusal,
-    Rejection, ScopeRequirement, Scopes, Validator,
+    AccessPolicy, Actor, ActorMatch, ActorRequirement, AuthError, BindingMode, Claims, ClientCertificate, ConfigError,
+    Issuer, Principal, Refusal, Rejection, ScopeRequirement, Scopes, Validator,
 };
+
+#[cfg(feature = "test-util")]
+pub use auth_core::testkit;
 
 /// Marks a request the layer has seen (authenticated or, for an optional policy, not).
 /// Extractors use it to tell "no token" from "the layer is not configured here", and to

@@ -17,7 +17,7 @@ pub(crate) type ErrorHandler = Arc<dyn Fn(&AuthError, &Rejection) -> HttpRespons
 /// `WWW-Authenticate`, `Content-Type: application/json`, its JSON body, and
 /// `Retry-After` when the issuer's keys are unavailable.
 ///
-/// Useful in an [`on_error`](crate::AuthMiddleware::on_error) handler that only wants to
+/// Useful in an [`on_rejection`](crate::AuthMiddleware::on_rejection) handler that only wants to
 /// adjust the default, for example to add a header:
 ///
 /// ```
