@@ -3,7 +3,7 @@
 //!
 //! 100,000 distinct, validly signed tokens go through `Validator::validate` directly
 //! (no HTTP: minting and verifying 100k tokens over loopback in a debug build would
-//! not fit the CI budget; `examples/tests/limits.rs` sends a few thousand through both
+//! not fit the CI budget; `conformance/tests/limits.rs` sends a few thousand through both
 //! adapters). Ed25519 keys sign and verify fastest, and a static JWKS keeps the
 //! network out of the measurement. Run with `--nocapture` for the RSS figures.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
