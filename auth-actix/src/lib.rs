@@ -9,6 +9,10 @@
 //! - [`Authenticated`], [`MaybeAuthenticated`] and [`TypedClaims`] give handlers the
 //!   verified caller.
 //!
+//! Files, as in `auth-tower`: `middleware.rs` (the middleware), `extract.rs` (extractors),
+//! `rejection.rs` (how a refusal becomes a response), `tls.rs` (the connection's client
+//! certificate).
+//!
 //! Every decision (which status, which challenge) is made in `auth-core`, so this crate
 //! and `auth-tower` answer the same request the same way.
 //!

@@ -110,21 +110,19 @@ impl AuthMiddleware {
     /// let orders = auth_actix::AuthMiddleware::require_scopes(&validator, ["orders:read"])?;
     /// # Ok(()) }
     /// ```
-    pub fn require_scopes<I, S>(validator: &Validator, scopes: I) -> Result<Self, ConfigError>
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<str>,
-    {
-        Ok(Self::new(AccessPolicy::new(validator.clone()).require_scopes(scopes)?))
+    pub fn require_scopes(
+        validator: &Validator,
+        scopes: impl IntoIterator<Item = impl AsRef<str>>,
+    ) -> Result<Self, ConfigError> {
+        AccessPolicy::new(validator.clone()).require_scopes(scopes).map(Self::new)
     }
 
     /// A valid token carrying at least one of `scopes`.
-    pub fn require_any_scope<I, S>(validator: &Validator, scopes: I) -> Result<Self, ConfigError>
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<str>,
-    {
-        Ok(Self::new(AccessPolicy::new(validator.clone()).require_any_scope(scopes)?))
+    pub fn require_any_scope(
+        validator: &Validator,
+        scopes: impl IntoIterator<Item = impl AsRef<str>>,
+    ) -> Result<Self, ConfigError> {
+        AccessPolicy::new(validator.clone()).require_any_scope(scopes).map(Self::new)
     }
 
     /// Answers rejected requests with `handler`'s response instead of the default JSON

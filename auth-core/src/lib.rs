@@ -27,6 +27,22 @@
 //! JSON type are errors, never absent; the signature, with a key found only by `kid` in
 //! the issuer's JWKS (never from `jwk`/`jku`/`x5u`/`x5c` headers).
 //!
+//! # Where each decision is made
+//!
+//! Following one request (every file is under `src/`):
+//!
+//! | step | file | decides |
+//! | --- | --- | --- |
+//! | extract | `request.rs`, `credentials.rs` | what the adapter saw (headers, peer, certificate); the one bearer token, or 400 / a bare 401 |
+//! | look up | `cache.rs` | whether this exact token was verified and is still good |
+//! | verify | `token.rs`, `claims.rs`, `claim_rules.rs`, `jwks/`, `crypto.rs` | shape and header, typed claims, time/audience rules, the key, the signature |
+//! | authorize | `scope.rs`, `actor.rs`, `certificate.rs`, `policy.rs` | scopes, actors, certificate binding; [`AccessPolicy::decide`] runs the steps |
+//! | respond | `decision.rs`, `rejection.rs`, `response.rs`, `metrics.rs` | counted and logged once; the table of refusal kinds; status, challenge and body |
+//!
+//! Set up once: `config.rs` and `validator/` (the builder checks everything), `discovery.rs`
+//! and `fetch.rs` (metadata and key documents over HTTP), `readiness.rs`. The calling side
+//! is `client/`.
+//!
 //! # Features
 //!
 //! - `aws-lc-rs` (default): jsonwebtoken's aws-lc-rs backend.

@@ -290,6 +290,13 @@ reject_reasons! {
 }
 
 impl RejectReason {
+    /// Whether the answer carries a `WWW-Authenticate: Bearer` challenge: every one but a
+    /// 403 without an RFC 6750 code (a refused actor), where another token from the same
+    /// caller cannot help.
+    pub const fn has_challenge(self) -> bool {
+        !(self.status() == 403 && self.error_code().is_none())
+    }
+
     /// Whether the challenge is the bare `Bearer` (no error, no description): a request
     /// without a bearer credential (RFC 6750 §3.1).
     pub const fn bare_challenge(self) -> bool {
@@ -408,5 +415,7 @@ mod tests {
         }
         let bare: Vec<_> = RejectReason::ALL.into_iter().filter(|r| r.bare_challenge()).collect();
         assert_eq!(bare, [RejectReason::MissingToken, RejectReason::UnsupportedScheme]);
+        let unchallenged: Vec<_> = RejectReason::ALL.into_iter().filter(|r| !r.has_challenge()).collect();
+        assert_eq!(unchallenged, [RejectReason::ActorNotAllowed]);
     }
 }

@@ -92,12 +92,7 @@ impl Rejection {
     /// The standard rendering of `err`, with `realm` in the challenge when given.
     pub fn from_error(err: &AuthError, realm: Option<&str>) -> Rejection {
         let status = err.status();
-        // A refused actor gets no challenge: a new token from the same caller cannot help.
-        let challenges = if matches!(err, AuthError::ActorNotAllowed { .. }) {
-            Vec::new()
-        } else {
-            vec![err.www_authenticate(realm)]
-        };
+        let challenges = if err.reason().has_challenge() { vec![err.www_authenticate(realm)] } else { Vec::new() };
         Rejection {
             status,
             challenges,

@@ -2,46 +2,21 @@
 //! test binary: tracing caches callsite interest per process, and the subscriber is global.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::{Arc, Mutex};
+mod support;
+
+use std::sync::Arc;
 use std::time::Duration;
 
 use auth_core::Algorithm;
 use auth_core::client::{ClientAuth, ClientKey, TokenSource, TokenTarget};
 use auth_core::testkit::{Outage, TestClient, TestIssuer, TestKey};
 use serde_json::json;
-
-/// Every event's fields, as text.
-#[derive(Clone, Default)]
-struct Lines(Arc<Mutex<Vec<String>>>);
-
-impl tracing::Subscriber for Lines {
-    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
-        true
-    }
-    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-        tracing::span::Id::from_u64(1)
-    }
-    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
-    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-    fn event(&self, event: &tracing::Event<'_>) {
-        struct Text(String);
-        impl tracing::field::Visit for Text {
-            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-                self.0.push_str(&format!(" {}={value:?}", field.name()));
-            }
-        }
-        let mut text = Text(event.metadata().target().to_owned());
-        event.record(&mut text);
-        self.0.lock().unwrap().push(text.0);
-    }
-    fn enter(&self, _: &tracing::span::Id) {}
-    fn exit(&self, _: &tracing::span::Id) {}
-}
+use support::log::Recorder;
 
 #[test]
 fn no_secret_assertion_or_token_in_any_log_line() {
-    let lines = Lines::default();
-    tracing::subscriber::set_global_default(lines.clone()).unwrap();
+    let recorder = Recorder::default();
+    tracing::subscriber::set_global_default(recorder.clone()).unwrap();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let (tokens_seen, assertions) = runtime.block_on(async {
         let idp = TestIssuer::start().await.unwrap();
@@ -88,7 +63,7 @@ fn no_secret_assertion_or_token_in_any_log_line() {
             idp.seen_token_requests().iter().filter_map(|r| r.param("client_assertion").map(str::to_owned)).collect();
         (tokens, assertions)
     });
-    let lines = lines.0.lock().unwrap();
+    let lines: Vec<String> = recorder.events().iter().map(|e| e.text()).collect();
     assert!(lines.iter().any(|l| l.starts_with("auth::client")), "the calling side logged: {lines:#?}");
     let mut secrets =
         vec!["very-secret-client-secret".to_owned(), "wrong-secret-value".to_owned(), "leaky-token-value".to_owned()];

@@ -5,51 +5,16 @@
 
 mod support;
 
-use std::sync::{Arc, Mutex};
-
 use auth_core::testkit::TestIssuer;
 use auth_core::{AccessPolicy, RejectReason, Validator};
+use support::log::Recorder;
 use support::{drive, headers};
-
-/// Every `auth::decision` event: (level, reason).
-#[derive(Clone, Default)]
-struct Decisions(Arc<Mutex<Vec<(tracing::Level, String)>>>);
-
-impl tracing::Subscriber for Decisions {
-    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
-        true
-    }
-    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-        tracing::span::Id::from_u64(1)
-    }
-    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
-    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-    fn event(&self, event: &tracing::Event<'_>) {
-        if event.metadata().target() != auth_core::LOG_TARGET {
-            return;
-        }
-        struct Reason(String);
-        impl tracing::field::Visit for Reason {
-            fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
-                if field.name() == "reason" {
-                    self.0 = value.to_owned();
-                }
-            }
-            fn record_debug(&mut self, _: &tracing::field::Field, _: &dyn std::fmt::Debug) {}
-        }
-        let mut reason = Reason(String::new());
-        event.record(&mut reason);
-        self.0.lock().unwrap().push((*event.metadata().level(), reason.0));
-    }
-    fn enter(&self, _: &tracing::span::Id) {}
-    fn exit(&self, _: &tracing::span::Id) {}
-}
 
 #[test]
 fn every_refusal_is_logged_once_and_attacks_at_a_bounded_rate() {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let decisions = Decisions::default();
-    tracing::subscriber::with_default(decisions.clone(), || {
+    let recorder = Recorder::default();
+    tracing::subscriber::with_default(recorder.clone(), || {
         runtime.block_on(async {
             let idp = TestIssuer::start().await.unwrap();
             let validator = Validator::builder().issuer(idp.jwks_issuer()).build().unwrap();
@@ -66,7 +31,12 @@ fn every_refusal_is_logged_once_and_attacks_at_a_bounded_rate() {
             assert_eq!(validator.metrics().rejected(RejectReason::InvalidSignature), 50, "counted every time");
         })
     });
-    let events = decisions.0.lock().unwrap().clone();
+    let events: Vec<(tracing::Level, String)> = recorder
+        .events()
+        .into_iter()
+        .filter(|e| e.target == auth_core::LOG_TARGET)
+        .map(|e| (e.level, e.field("reason").unwrap_or_default().to_owned()))
+        .collect();
     let debug: Vec<&str> =
         events.iter().filter(|(level, _)| *level == tracing::Level::DEBUG).map(|(_, r)| r.as_str()).collect();
     assert_eq!(debug, ["expired", "missing_token", "insufficient_scope"], "once each, at debug");

@@ -68,20 +68,7 @@ pub struct AttachToken<S> {
 }
 
 impl<S> AttachToken<S> {
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// The inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    inner_service_accessors!();
 }
 
 /// The response future of [`AttachToken`].
@@ -104,9 +91,7 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        // Call the service that was driven to readiness; leave a clone for the next call.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let mut inner = crate::take_ready(&mut self.inner);
         let token = self.token.clone();
         let cached = token.cached_header();
         Box::pin(async move {
@@ -300,6 +285,10 @@ pub struct OnBehalfOf<S> {
     target: auth_core::client::TokenTarget,
 }
 
+impl<S> OnBehalfOf<S> {
+    inner_service_accessors!();
+}
+
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for OnBehalfOf<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
@@ -317,8 +306,7 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let mut inner = crate::take_ready(&mut self.inner);
         let (exchange, target) = (self.exchange.clone(), self.target.clone());
         Box::pin(async move {
             let subject = request

@@ -51,21 +51,19 @@ impl AuthLayer {
     }
 
     /// A valid token carrying every one of `scopes`.
-    pub fn require_scopes<I, S>(validator: &Validator, scopes: I) -> Result<Self, ConfigError>
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<str>,
-    {
-        Ok(Self::new(AccessPolicy::new(validator.clone()).require_scopes(scopes)?))
+    pub fn require_scopes(
+        validator: &Validator,
+        scopes: impl IntoIterator<Item = impl AsRef<str>>,
+    ) -> Result<Self, ConfigError> {
+        AccessPolicy::new(validator.clone()).require_scopes(scopes).map(Self::new)
     }
 
     /// A valid token carrying at least one of `scopes`.
-    pub fn require_any_scope<I, S>(validator: &Validator, scopes: I) -> Result<Self, ConfigError>
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<str>,
-    {
-        Ok(Self::new(AccessPolicy::new(validator.clone()).require_any_scope(scopes)?))
+    pub fn require_any_scope(
+        validator: &Validator,
+        scopes: impl IntoIterator<Item = impl AsRef<str>>,
+    ) -> Result<Self, ConfigError> {
+        AccessPolicy::new(validator.clone()).require_any_scope(scopes).map(Self::new)
     }
 }
 
@@ -104,20 +102,7 @@ pub struct AuthService<S, R = JsonRejection> {
 }
 
 impl<S, R> AuthService<S, R> {
-    /// The wrapped service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The wrapped service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// The wrapped service, unwrapped.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    inner_service_accessors!();
 }
 
 impl<S, R> std::fmt::Debug for AuthService<S, R> {
@@ -142,9 +127,7 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        // Use the service that was driven to readiness; leave a fresh clone in its place.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let mut inner = crate::take_ready(&mut self.inner);
         #[cfg(feature = "tonic-tls")]
         crate::certificate::from_tonic(&mut request);
         let decision = self.policy.decide(&context(&request));

@@ -30,13 +30,39 @@
 //! `tonic` (with `client`: a missing token is a `tonic::Status` `UNAVAILABLE`),
 //! `tonic-tls` (the client certificate of tonic's TLS connections, for certificate-bound
 //! tokens), `tls`
-//! ([`tls::serve`]: an axum router over HTTPS with each connection's client certificate).
+//! ([`tls::serve`]: an axum router over HTTPS with each connection's client certificate),
+//! `test-util` (`auth_core::testkit`, the in-process issuer, as `auth_tower::testkit`).
+//!
+//! Files, as in `auth-actix`: `layer.rs` (the middleware), `extract.rs` (extractors),
+//! `rejection.rs` (how a refusal becomes a response), `certificate.rs` and `tls.rs` (the
+//! connection's client certificate), `client.rs` (the calling side).
 //!
 //! On success the verified [`Principal`] is in the request extensions (for tonic:
 //! `request.extensions().get::<Principal>()`). On failure the inner service is not
 //! called and the response carries the status, `WWW-Authenticate` challenge and JSON
 //! body decided by `auth-core` (or what your [`OnRejection`] makes of them).
 #![forbid(unsafe_code)]
+
+/// `get_ref`, `get_mut` and `into_inner` for a middleware service's `inner` field (as
+/// tower-http gives each of its services).
+macro_rules! inner_service_accessors {
+    () => {
+        /// The wrapped service.
+        pub fn get_ref(&self) -> &S {
+            &self.inner
+        }
+
+        /// The wrapped service, mutably.
+        pub fn get_mut(&mut self) -> &mut S {
+            &mut self.inner
+        }
+
+        /// The wrapped service, unwrapped.
+        pub fn into_inner(self) -> S {
+            self.inner
+        }
+    };
+}
 
 mod certificate;
 #[cfg(feature = "client")]
@@ -79,3 +105,10 @@ pub(crate) struct LayerShared {
 
 /// Renders a refusal as the layer's `on_rejection` does.
 pub(crate) type Render = Box<dyn Fn(&auth_core::Refusal) -> http::Response<bytes::Bytes> + Send + Sync>;
+
+/// The service that `poll_ready` drove to readiness, leaving a clone in its place for
+/// the next call (a clone may not be ready: tower's guidance for `Clone` services).
+pub(crate) fn take_ready<S: Clone>(inner: &mut S) -> S {
+    let clone = inner.clone();
+    std::mem::replace(inner, clone)
+}

@@ -136,17 +136,13 @@ async fn without_a_token_the_request_is_not_sent() {
     assert!(no_token.token_error().retry_after().is_some());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_tonic_channel_carries_the_token_and_reports_unavailable_without_one() {
-    let w = world().await;
-    let health = w.idp.token().scope("x"); // the test issuer is up; tokens come from its endpoint
-    drop(health);
-    let validator = Validator::builder().issuer(Issuer::discovery(w.idp.issuer()).audience(BILLING)).build().unwrap();
+/// A tonic health service behind the layer, requiring `health:read` (gRPC statuses).
+async fn health_server(validator: &Validator) -> std::net::SocketAddr {
     let (reporter, service) = tonic_health::server::health_reporter();
     reporter.set_serving::<tonic_health::pb::health_server::HealthServer<tonic_health::server::HealthService>>().await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let layer = AuthLayer::require_scopes(&validator, ["health:read"]).unwrap().on_rejection(GrpcRejection);
+    let layer = AuthLayer::require_scopes(validator, ["health:read"]).unwrap().on_rejection(GrpcRejection);
     tokio::spawn(async move {
         let _keep = reporter;
         tonic::transport::Server::builder()
@@ -156,6 +152,14 @@ async fn a_tonic_channel_carries_the_token_and_reports_unavailable_without_one()
             .await
             .unwrap();
     });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tonic_channel_carries_the_token_and_reports_unavailable_without_one() {
+    let w = world().await;
+    let validator = Validator::builder().issuer(Issuer::discovery(w.idp.issuer()).audience(BILLING)).build().unwrap();
+    let addr = health_server(&validator).await;
     let tokens = TokenSource::builder("orders")
         .issuer(w.idp.issuer())
         .client_auth(ClientAuth::client_secret_basic("secret"))
@@ -198,20 +202,7 @@ async fn grpc_unauthenticated_drops_the_token_so_the_next_call_carries_a_new_one
         .unknown_kid_cooldown(Duration::ZERO)
         .build()
         .unwrap();
-    let (reporter, service) = tonic_health::server::health_reporter();
-    reporter.set_serving::<tonic_health::pb::health_server::HealthServer<tonic_health::server::HealthService>>().await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let layer = AuthLayer::require_scopes(&validator, ["health:read"]).unwrap().on_rejection(GrpcRejection);
-    tokio::spawn(async move {
-        let _keep = reporter;
-        tonic::transport::Server::builder()
-            .layer(layer)
-            .add_service(service)
-            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener))
-            .await
-            .unwrap();
-    });
+    let addr = health_server(&validator).await;
     let tokens = TokenSource::builder("orders")
         .issuer(w.idp.issuer())
         .client_auth(ClientAuth::client_secret_basic("secret"))

@@ -36,6 +36,18 @@ fn main() {
         .token_cache_capacity(capacity)
         .build()
         .unwrap();
+    // The synchronous step's setup, as both adapters drive it: a policy needing
+    // `orders:read` over the static key set, and a request carrying `token`.
+    let decide_setup = |token: &str| {
+        let validator = Validator::builder()
+            .issuer(Issuer::static_jwks("https://issuer.example", jwks.clone()).audience(DEFAULT_AUDIENCE))
+            .build()
+            .unwrap();
+        let policy = auth_core::AccessPolicy::new(validator).require_scopes(["orders:read"]).unwrap();
+        let mut headers = http::HeaderMap::new();
+        headers.insert("authorization", format!("Bearer {token}").parse().unwrap());
+        (policy, headers)
+    };
     if mode == "attach" || mode == "insert" {
         return run_attach(&mode, iterations);
     }
@@ -69,13 +81,7 @@ fn main() {
         "extract" => run_extract(format!("Bearer {token}").as_bytes(), iterations),
         "decide" => {
             // The synchronous step of a request on a cache hit, as both adapters drive it.
-            let validator = Validator::builder()
-                .issuer(Issuer::static_jwks("https://issuer.example", jwks).audience(DEFAULT_AUDIENCE))
-                .build()
-                .unwrap();
-            let policy = auth_core::AccessPolicy::new(validator).require_scopes(["orders:read"]).unwrap();
-            let mut headers = http::HeaderMap::new();
-            headers.insert("authorization", format!("Bearer {token}").parse().unwrap());
+            let (policy, headers) = decide_setup(&token);
             if let auth_core::Decision::Verify(verification) =
                 policy.decide(&auth_core::RequestContext::new("GET", "/", &headers))
             {
@@ -91,13 +97,7 @@ fn main() {
             let mut bound_claims = claims.clone();
             bound_claims["cnf"] = serde_json::json!({ "x5t#S256": cert.thumbprint() });
             let bound = auth_core::testkit::sign_raw(Some(&key), header, &bound_claims.to_string());
-            let validator = Validator::builder()
-                .issuer(Issuer::static_jwks("https://issuer.example", jwks).audience(DEFAULT_AUDIENCE))
-                .build()
-                .unwrap();
-            let policy = auth_core::AccessPolicy::new(validator).require_scopes(["orders:read"]).unwrap();
-            let mut headers = http::HeaderMap::new();
-            headers.insert("authorization", format!("Bearer {bound}").parse().unwrap());
+            let (policy, headers) = decide_setup(&bound);
             let certificate = std::sync::Arc::new(auth_core::ClientCertificate::from_der(&cert.der).unwrap());
             let request = auth_core::RequestContext::new("GET", "/", &headers).client_certificate(&certificate);
             if let auth_core::Decision::Verify(verification) = policy.decide(&request) {

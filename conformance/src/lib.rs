@@ -8,4 +8,6 @@
 //!   compared field by field.
 //! - `tests/limits.rs`: size and count limits, and memory under repeated hostile input.
 //!
+//! - `tests/msrv.rs`: no locked dependency needs a newer Rust than the declared `rust-version`.
+//!
 //! This library is empty: the suites are integration tests.

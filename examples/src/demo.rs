@@ -133,7 +133,26 @@ pub async fn call(client: &reqwest::Client, base: &str, case: &Case) -> Result<A
     for value in &case.authorization {
         request = request.header(reqwest::header::AUTHORIZATION, value);
     }
-    let response = request.send().await.map_err(|e| e.to_string())?;
+    answer(request).await
+}
+
+/// `GET {base}/orders` with `token`, and a `Client-Cert` header (RFC 9440) when given, as
+/// a proxy that terminated the caller's TLS sends it.
+pub async fn get_orders(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    client_cert: Option<&str>,
+) -> Result<Answer, String> {
+    let mut request = client.get(format!("{base}/orders")).bearer_auth(token);
+    if let Some(value) = client_cert {
+        request = request.header("client-cert", value);
+    }
+    answer(request).await
+}
+
+async fn answer(request: reqwest::RequestBuilder) -> Result<Answer, String> {
+    let response = request.send().await.map_err(|e| format!("{e:?}"))?;
     let status = response.status().as_u16();
     let challenge = response
         .headers()

@@ -13,7 +13,9 @@ use std::time::Duration;
 use auth_core::testkit::{IssuedCertificate, TestCa, TestIssuer};
 use auth_core::{BindingMode, Issuer, RejectReason, Validator, ValidatorBuilder};
 use base64::Engine as _;
-use examples::demo::{AUDIENCE, Answer, RunningService, start_actix, start_actix_tls, start_axum, start_axum_tls};
+use examples::demo::{
+    AUDIENCE, Answer, RunningService, get_orders, start_actix, start_actix_tls, start_axum, start_axum_tls,
+};
 use serde_json::{Value, json};
 
 const ALICE_SPIFFE: &str = "spiffe://example.org/ns/orders/sa/alice";
@@ -85,17 +87,7 @@ fn client_cert_header(cert: &IssuedCertificate) -> String {
 
 /// `GET /orders` with `token` (and a `Client-Cert` header when given).
 async fn get(client: &reqwest::Client, base: &str, token: &str, client_cert: Option<&str>) -> Answer {
-    let mut request = client.get(format!("{base}/orders")).bearer_auth(token);
-    if let Some(value) = client_cert {
-        request = request.header("client-cert", value);
-    }
-    let response = request.send().await.unwrap_or_else(|e| panic!("{base}: {e:?}"));
-    let status = response.status().as_u16();
-    let challenge = response
-        .headers()
-        .get(reqwest::header::WWW_AUTHENTICATE)
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-    Answer { status, challenge, body: response.text().await.unwrap() }
+    get_orders(client, base, token, client_cert).await.unwrap_or_else(|e| panic!("{base}: {e}"))
 }
 
 /// The case on both services: the same answer from both, with `status`; a 401 is
@@ -131,6 +123,32 @@ async fn expect(
     if status == 200 { serde_json::from_str(&axum.body).unwrap() } else { Value::Null }
 }
 
+/// One validator's pair of services: each case goes to both (see [`expect`]).
+struct Both<'a> {
+    services: &'a [RunningService; 2],
+    validator: &'a Validator,
+}
+
+fn on<'a>(services: &'a [RunningService; 2], validator: &'a Validator) -> Both<'a> {
+    Both { services, validator }
+}
+
+impl Both<'_> {
+    /// `GET /orders` with `token` from `client` (and a `Client-Cert` header when given).
+    async fn get(
+        &self,
+        name: &str,
+        client: &reqwest::Client,
+        token: &str,
+        client_cert: Option<&str>,
+        status: u16,
+        reason: Option<RejectReason>,
+    ) -> Value {
+        expect(name, self.services, self.validator, async |b| get(client, b, token, client_cert).await, status, reason)
+            .await
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bound_tokens_over_https_need_their_certificate() {
     let pki = Pki::new().await;
@@ -140,100 +158,31 @@ async fn bound_tokens_over_https_need_their_certificate() {
     let bound = pki.token(Some(&pki.alice));
     let cb = Some(RejectReason::CertificateBinding);
 
-    let body = expect(
-        "bound token, its certificate",
-        &services,
-        &validator,
-        async |b| get(&alice, b, &bound, None).await,
-        200,
-        None,
-    )
-    .await;
+    let body = on(&services, &validator).get("bound token, its certificate", &alice, &bound, None, 200, None).await;
     assert_eq!(body["caller"], auth_core::testkit::DEFAULT_CLIENT, "{body}");
     assert_eq!(body["spiffe_id"], ALICE_SPIFFE, "the caller's SPIFFE ID is shown: {body}");
-    expect(
-        "bound token, another client's certificate",
-        &services,
-        &validator,
-        async |b| get(&bob, b, &bound, None).await,
-        401,
-        cb,
-    )
-    .await;
-    expect(
-        "bound token, no certificate",
-        &services,
-        &validator,
-        async |b| get(&anonymous, b, &bound, None).await,
-        401,
-        cb,
-    )
-    .await;
+    on(&services, &validator).get("bound token, another client's certificate", &bob, &bound, None, 401, cb).await;
+    on(&services, &validator).get("bound token, no certificate", &anonymous, &bound, None, 401, cb).await;
 
     // The verified-token cache holds the token after a success: a second caller with the
     // same token but its own certificate is still refused.
     let cached = pki.token(Some(&pki.bob));
-    expect(
-        "bound to bob, bob's certificate",
-        &services,
-        &validator,
-        async |b| get(&bob, b, &cached, None).await,
-        200,
-        None,
-    )
-    .await;
+    on(&services, &validator).get("bound to bob, bob's certificate", &bob, &cached, None, 200, None).await;
     let hits = validator.metrics().cache_hits;
-    expect(
-        "the cached token, alice's certificate",
-        &services,
-        &validator,
-        async |b| get(&alice, b, &cached, None).await,
-        401,
-        cb,
-    )
-    .await;
-    expect(
-        "the cached token, no certificate",
-        &services,
-        &validator,
-        async |b| get(&anonymous, b, &cached, None).await,
-        401,
-        cb,
-    )
-    .await;
+    on(&services, &validator).get("the cached token, alice's certificate", &alice, &cached, None, 401, cb).await;
+    on(&services, &validator).get("the cached token, no certificate", &anonymous, &cached, None, 401, cb).await;
     assert!(validator.metrics().cache_hits > hits, "the refusals came from the cache: {:?}", validator.metrics());
-    let body = expect(
-        "the cached token, bob's certificate again",
-        &services,
-        &validator,
-        async |b| get(&bob, b, &cached, None).await,
-        200,
-        None,
-    )
-    .await;
+    let body = on(&services, &validator)
+        .get("the cached token, bob's certificate again", &bob, &cached, None, 200, None)
+        .await;
     assert!(body.get("spiffe_id").is_none(), "bob's certificate has no SPIFFE ID: {body}");
 
     // if-present (the default): an unbound token passes, with or without a certificate.
     let unbound = pki.token(None);
-    let body = expect(
-        "unbound token, a certificate",
-        &services,
-        &validator,
-        async |b| get(&alice, b, &unbound, None).await,
-        200,
-        None,
-    )
-    .await;
+    let body = on(&services, &validator).get("unbound token, a certificate", &alice, &unbound, None, 200, None).await;
     assert_eq!(body["spiffe_id"], ALICE_SPIFFE, "{body}");
-    let body = expect(
-        "unbound token, no certificate",
-        &services,
-        &validator,
-        async |b| get(&anonymous, b, &unbound, None).await,
-        200,
-        None,
-    )
-    .await;
+    let body =
+        on(&services, &validator).get("unbound token, no certificate", &anonymous, &unbound, None, 200, None).await;
     assert!(body.get("spiffe_id").is_none(), "{body}");
 }
 
@@ -245,57 +194,28 @@ async fn required_mode_refuses_unbound_tokens_and_off_refuses_bound_ones() {
 
     let required = pki.validator(|b| b.certificate_binding(BindingMode::Required));
     let services = pki.https_services(&required).await;
-    expect(
-        "required: bound token, its certificate",
-        &services,
-        &required,
-        async |b| get(&alice, b, &bound, None).await,
-        200,
-        None,
-    )
-    .await;
-    expect(
-        "required: bound token, another certificate",
-        &services,
-        &required,
-        async |b| get(&bob, b, &bound, None).await,
-        401,
-        Some(RejectReason::CertificateBinding),
-    )
-    .await;
-    expect(
-        "required: unbound token, a certificate",
-        &services,
-        &required,
-        async |b| get(&alice, b, &unbound, None).await,
-        401,
-        None,
-    )
-    .await;
+    on(&services, &required).get("required: bound token, its certificate", &alice, &bound, None, 200, None).await;
+    on(&services, &required)
+        .get(
+            "required: bound token, another certificate",
+            &bob,
+            &bound,
+            None,
+            401,
+            Some(RejectReason::CertificateBinding),
+        )
+        .await;
+    on(&services, &required).get("required: unbound token, a certificate", &alice, &unbound, None, 401, None).await;
     let anonymous = pki.client(None);
-    expect(
-        "required: unbound token, no certificate",
-        &services,
-        &required,
-        async |b| get(&anonymous, b, &unbound, None).await,
-        401,
-        None,
-    )
-    .await;
+    on(&services, &required)
+        .get("required: unbound token, no certificate", &anonymous, &unbound, None, 401, None)
+        .await;
 
     // Off: bindings are not checked, so a bound token is never taken as a bearer token.
     let off = pki.validator(|b| b.certificate_binding(BindingMode::Off));
     let services = pki.https_services(&off).await;
-    expect("off: unbound token", &services, &off, async |b| get(&alice, b, &unbound, None).await, 200, None).await;
-    expect(
-        "off: bound token, its certificate",
-        &services,
-        &off,
-        async |b| get(&alice, b, &bound, None).await,
-        401,
-        None,
-    )
-    .await;
+    on(&services, &off).get("off: unbound token", &alice, &unbound, None, 200, None).await;
+    on(&services, &off).get("off: bound token, its certificate", &alice, &bound, None, 401, None).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -308,57 +228,41 @@ async fn client_cert_header_is_believed_only_from_trusted_proxies() {
 
     let trusted = pki.validator(|b| b.trusted_proxies(["127.0.0.1/32"]));
     let services = [start_axum(&trusted).await.unwrap(), start_actix(&trusted).unwrap()];
-    let body = expect(
-        "trusted proxy: Client-Cert of the bound certificate",
-        &services,
-        &trusted,
-        async |b| get(&plain, b, &bound, Some(&alice_header)).await,
-        200,
-        None,
-    )
-    .await;
+    let body = on(&services, &trusted)
+        .get("trusted proxy: Client-Cert of the bound certificate", &plain, &bound, Some(&alice_header), 200, None)
+        .await;
     assert_eq!(body["spiffe_id"], ALICE_SPIFFE, "{body}");
-    expect(
-        "trusted proxy: Client-Cert of another certificate",
-        &services,
-        &trusted,
-        async |b| get(&plain, b, &bound, Some(&bob_header)).await,
-        401,
-        Some(RejectReason::CertificateBinding),
-    )
-    .await;
-    expect(
-        "trusted proxy: no Client-Cert",
-        &services,
-        &trusted,
-        async |b| get(&plain, b, &bound, None).await,
-        401,
-        Some(RejectReason::CertificateBinding),
-    )
-    .await;
-    expect(
-        "trusted proxy: Client-Cert not a certificate",
-        &services,
-        &trusted,
-        async |b| get(&plain, b, &bound, Some(":bm90IGEgY2VydA==:")).await,
-        401,
-        Some(RejectReason::CertificateBinding),
-    )
-    .await;
+    on(&services, &trusted)
+        .get(
+            "trusted proxy: Client-Cert of another certificate",
+            &plain,
+            &bound,
+            Some(&bob_header),
+            401,
+            Some(RejectReason::CertificateBinding),
+        )
+        .await;
+    on(&services, &trusted)
+        .get("trusted proxy: no Client-Cert", &plain, &bound, None, 401, Some(RejectReason::CertificateBinding))
+        .await;
+    on(&services, &trusted)
+        .get(
+            "trusted proxy: Client-Cert not a certificate",
+            &plain,
+            &bound,
+            Some(":bm90IGEgY2VydA==:"),
+            401,
+            Some(RejectReason::CertificateBinding),
+        )
+        .await;
 
     // The same header from a peer outside the trusted ranges (or with none configured).
     for (name, ranges) in [("no trusted proxies", vec![]), ("trusted 10.0.0.0/8 only", vec!["10.0.0.0/8"])] {
         let untrusted = pki.validator(|b| b.trusted_proxies(ranges));
         let services = [start_axum(&untrusted).await.unwrap(), start_actix(&untrusted).unwrap()];
         let case = format!("{name}: Client-Cert of the bound certificate");
-        expect(
-            &case,
-            &services,
-            &untrusted,
-            async |b| get(&plain, b, &bound, Some(&alice_header)).await,
-            401,
-            Some(RejectReason::CertificateBinding),
-        )
-        .await;
+        on(&services, &untrusted)
+            .get(&case, &plain, &bound, Some(&alice_header), 401, Some(RejectReason::CertificateBinding))
+            .await;
     }
 }

@@ -5,6 +5,8 @@
 //! current actor. The stand-in here records the `Authorization` headers it receives.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -18,20 +20,12 @@ use examples::demo::{
     AUDIENCE, BILLING_RESOURCE, ORDERS_CLIENT_ID, RunningService, start_actix_with_billing, start_axum_with_billing,
 };
 use serde_json::{Value, json};
+use support::{ADAPTERS, Adapter, Reply, SECRET, agreeing, assert_error};
 
-const SECRET: &str = "orders-secret";
 /// Another registered client, allowed the same scope and resource as orders.
 const REPORTS_CLIENT_ID: &str = "reports-service";
 const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Adapter {
-    Axum,
-    Actix,
-}
-
-const ADAPTERS: [Adapter; 2] = [Adapter::Axum, Adapter::Actix];
 
 /// (path, `Authorization`) of each request the billing stand-in received.
 type Received = Arc<Mutex<Vec<(String, String)>>>;
@@ -46,25 +40,6 @@ struct World {
     billing_base: String,
     received: Received,
     client: reqwest::Client,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Reply {
-    status: u16,
-    content_type: Option<String>,
-    retry_after: Option<String>,
-    body: String,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {self:?}"))
-    }
-
-    fn retry_after_secs(&self) -> u64 {
-        let value = self.retry_after.as_deref().unwrap_or_else(|| panic!("no Retry-After: {self:?}"));
-        value.parse().unwrap_or_else(|_| panic!("Retry-After {value:?} is not seconds"))
-    }
 }
 
 /// Serves the billing stand-in, recording what it receives.
@@ -125,16 +100,7 @@ impl World {
     }
 
     async fn get(&self, path: &str, token: Option<&str>) -> Reply {
-        let mut request = self.client.get(format!("{}{path}", self.service.base));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        let response = request.send().await.unwrap_or_else(|e| panic!("{}: {path}: {e}", self.service.name));
-        let header =
-            |name| response.headers().get(name).map(|v: &reqwest::header::HeaderValue| v.to_str().unwrap().to_owned());
-        let (content_type, retry_after) = (header(reqwest::header::CONTENT_TYPE), header(reqwest::header::RETRY_AFTER));
-        let status = response.status().as_u16();
-        Reply { status, content_type, retry_after, body: response.text().await.unwrap() }
+        support::get(&self.client, &self.service, path, token).await
     }
 
     fn token_requests(&self) -> usize {
@@ -167,21 +133,8 @@ where
     for adapter in ADAPTERS {
         replies.push(check(World::start(adapter, client_id).await).await);
     }
-    let [axum, actix]: [Reply; 2] = replies.try_into().unwrap();
-    assert_eq!(
-        (axum.status, &axum.body, &axum.content_type, axum.retry_after.is_some()),
-        (actix.status, &actix.body, &actix.content_type, actix.retry_after.is_some()),
-        "axum and actix differ: {axum:?} vs {actix:?}"
-    );
+    let [axum, _] = agreeing(replies);
     axum
-}
-
-fn assert_error(reply: &Reply, status: u16, code: &str) {
-    assert_eq!(reply.status, status, "{reply:?}");
-    assert_eq!(reply.content_type.as_deref(), Some("application/json"), "{reply:?}");
-    let body = reply.json();
-    assert_eq!(body["error"], code, "{reply:?}");
-    assert!(body["error_description"].is_string(), "{reply:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,6 +3,8 @@
 //! test issuer, configured from the environment variables as the binaries are.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,17 +15,8 @@ use examples::config::ServiceConfig;
 use examples::demo::{
     AUDIENCE, BILLING_RESOURCE, ORDERS_CLIENT_ID, RunningService, start_actix_with_billing, start_axum_with_billing,
 };
-use serde_json::{Value, json};
-
-const SECRET: &str = "orders-secret";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Adapter {
-    Axum,
-    Actix,
-}
-
-const ADAPTERS: [Adapter; 2] = [Adapter::Axum, Adapter::Actix];
+use serde_json::json;
+use support::{ADAPTERS, Adapter, Reply, SECRET, agreeing, assert_error};
 
 /// Where `BILLING_URL` points.
 #[derive(Debug, Clone, Copy)]
@@ -73,26 +66,6 @@ struct World {
     /// A token for the orders service with `orders:read`.
     reader: String,
     _key_file: Option<KeyFile>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Reply {
-    status: u16,
-    content_type: Option<String>,
-    retry_after: Option<String>,
-    body: String,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {self:?}"))
-    }
-
-    /// `Retry-After` as whole seconds.
-    fn retry_after_secs(&self) -> u64 {
-        let value = self.retry_after.as_deref().unwrap_or_else(|| panic!("no Retry-After: {self:?}"));
-        value.parse().unwrap_or_else(|_| panic!("Retry-After {value:?} is not seconds"))
-    }
 }
 
 /// A PEM file in the temp directory, removed on drop.
@@ -174,16 +147,7 @@ impl World {
     }
 
     async fn get_with(&self, path: &str, token: Option<&str>) -> Reply {
-        let mut request = self.client.get(format!("{}{path}", self.service.base));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        let response = request.send().await.unwrap_or_else(|e| panic!("{}: {path}: {e}", self.service.name));
-        let header =
-            |name| response.headers().get(name).map(|v: &reqwest::header::HeaderValue| v.to_str().unwrap().to_owned());
-        let (content_type, retry_after) = (header(reqwest::header::CONTENT_TYPE), header(reqwest::header::RETRY_AFTER));
-        let status = response.status().as_u16();
-        Reply { status, content_type, retry_after, body: response.text().await.unwrap() }
+        support::get(&self.client, &self.service, path, token).await
     }
 
     /// `GET path` with the `orders:read` token.
@@ -208,21 +172,7 @@ where
         let world = World::start(adapter, setup()).await;
         replies.push(check(world).await);
     }
-    let [axum, actix]: [Reply; 2] = replies.try_into().unwrap();
-    assert_eq!(
-        (axum.status, &axum.body, &axum.content_type, axum.retry_after.is_some()),
-        (actix.status, &actix.body, &actix.content_type, actix.retry_after.is_some()),
-        "axum and actix differ: {axum:?} vs {actix:?}"
-    );
-    [axum, actix]
-}
-
-fn assert_error(reply: &Reply, status: u16, code: &str) {
-    assert_eq!(reply.status, status, "{reply:?}");
-    assert_eq!(reply.content_type.as_deref(), Some("application/json"), "{reply:?}");
-    let body = reply.json();
-    assert_eq!(body["error"], code, "{reply:?}");
-    assert!(body["error_description"].is_string(), "{reply:?}");
+    agreeing(replies)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,7 +3,7 @@
 //!
 //! The flow of an outbound call: a [`TokenSource`] (client id, [`ClientAuth`], token
 //! endpoint) hands out a [`TargetToken`] per [`TokenTarget`]; a client layer (tower in
-//! `auth-tower`, [`reqwest_middleware`](crate::client::reqwest_middleware) here) attaches
+//! `auth-tower`, [`reqwest_middleware`] here) attaches
 //! the cached header to each request, and reports a downstream's `invalid_token` back
 //! with [`TargetToken::reject`].
 

@@ -1,5 +1,6 @@
 //! The calling side for `reqwest-middleware` users (feature `reqwest-middleware`).
 
+use http::HeaderValue;
 use http::header::AUTHORIZATION;
 use reqwest_middleware::{Middleware, Next, Result};
 
@@ -41,26 +42,16 @@ impl AttachToken {
 impl Middleware for AttachToken {
     async fn handle(
         &self,
-        mut request: reqwest::Request,
+        request: reqwest::Request,
         extensions: &mut http::Extensions,
         next: Next<'_>,
     ) -> Result<reqwest::Response> {
         let header = self.token.header().await.map_err(reqwest_middleware::Error::middleware)?;
-        // `None` for a streaming body: such a request is never sent twice.
-        let replay = request.try_clone();
-        request.headers_mut().insert(AUTHORIZATION, header.clone());
-        let response = next.clone().run(request, extensions).await?;
-        if response.status() != reqwest::StatusCode::UNAUTHORIZED || !says_invalid_token(response.headers()) {
-            return Ok(response);
-        }
-        // The token is dropped whether or not this request can be sent again.
-        let dropped = self.token.reject(&header);
-        let Some(mut again) = replay.filter(|_| dropped) else { return Ok(response) };
+        let token = &self.token;
         // No new token yet (a backoff, the floor after the last request): the
         // downstream's answer stands.
-        let Ok(header) = self.token.header().await else { return Ok(response) };
-        again.headers_mut().insert(AUTHORIZATION, header);
-        next.run(again, extensions).await
+        let renew = async || token.header().await.ok();
+        send_once_more_after_invalid_token(request, extensions, next, header, |sent| token.reject(sent), renew).await
     }
 }
 
@@ -100,7 +91,7 @@ impl ExchangeToken {
 impl Middleware for ExchangeToken {
     async fn handle(
         &self,
-        mut request: reqwest::Request,
+        request: reqwest::Request,
         extensions: &mut http::Extensions,
         next: Next<'_>,
     ) -> Result<reqwest::Response> {
@@ -110,17 +101,35 @@ impl Middleware for ExchangeToken {
             .ok_or_else(|| reqwest_middleware::Error::middleware(TokenSourceError::MissingSubject))?;
         let token =
             self.exchange.token_for(&subject, &self.target).await.map_err(reqwest_middleware::Error::middleware)?;
-        let replay = request.try_clone();
-        request.headers_mut().insert(AUTHORIZATION, token.header_value().clone());
-        let response = next.clone().run(request, extensions).await?;
-        if response.status() != reqwest::StatusCode::UNAUTHORIZED || !says_invalid_token(response.headers()) {
-            return Ok(response);
-        }
-        // Dropped whether or not this request can be sent again; then once more.
-        let dropped = self.exchange.reject(&subject, &self.target, token.header_value());
-        let Some(mut again) = replay.filter(|_| dropped) else { return Ok(response) };
-        let Ok(token) = self.exchange.token_for(&subject, &self.target).await else { return Ok(response) };
-        again.headers_mut().insert(AUTHORIZATION, token.header_value().clone());
-        next.run(again, extensions).await
+        let (exchange, target) = (&self.exchange, &self.target);
+        let reject = |sent: &HeaderValue| exchange.reject(&subject, target, sent);
+        let renew = async || exchange.token_for(&subject, target).await.ok().map(|t| t.header_value().clone());
+        send_once_more_after_invalid_token(request, extensions, next, token.header_value().clone(), reject, renew).await
     }
+}
+
+/// Sends `request` with `header`. After a `401` with `error="invalid_token"`, `reject`
+/// drops the token (it says whether it did: at most once per cooldown), and when it did
+/// and the request can be replayed (`None` for a streaming body), the request goes once
+/// more with the header `renew` gives; without one, the first answer stands.
+async fn send_once_more_after_invalid_token(
+    mut request: reqwest::Request,
+    extensions: &mut http::Extensions,
+    next: Next<'_>,
+    header: HeaderValue,
+    reject: impl FnOnce(&HeaderValue) -> bool,
+    renew: impl AsyncFnOnce() -> Option<HeaderValue>,
+) -> Result<reqwest::Response> {
+    let replay = request.try_clone();
+    request.headers_mut().insert(AUTHORIZATION, header.clone());
+    let response = next.clone().run(request, extensions).await?;
+    if response.status() != reqwest::StatusCode::UNAUTHORIZED || !says_invalid_token(response.headers()) {
+        return Ok(response);
+    }
+    // The token is dropped whether or not this request can be sent again.
+    let dropped = reject(&header);
+    let Some(mut again) = replay.filter(|_| dropped) else { return Ok(response) };
+    let Some(header) = renew().await else { return Ok(response) };
+    again.headers_mut().insert(AUTHORIZATION, header);
+    next.run(again, extensions).await
 }

@@ -1,5 +1,8 @@
-//! Driving an `AccessPolicy` the way the adapters do, for the seam's tests.
+//! Driving an `AccessPolicy` the way the adapters do, for the seam's tests; recording
+//! log events (`log`).
 #![allow(dead_code, clippy::unwrap_used)]
+
+pub(crate) mod log;
 
 use auth_core::{AccessPolicy, Admission, Decision, Refusal, RequestContext};
 

@@ -393,6 +393,15 @@ impl Provider {
         self.http.clone()
     }
 
+    /// A validator for `api`'s audience configured with the issuer URL (OIDC discovery),
+    /// trusting the provider's CA in https mode: the receiving side of a suite.
+    pub fn validator(&self, api: Api) -> Result<auth_core::Validator, auth_core::ConfigError> {
+        auth_core::Validator::builder()
+            .issuer(auth_core::Issuer::discovery(self.issuer()).audience(api.audience()))
+            .http_client(self.http_client())
+            .build()
+    }
+
     /// The port of the OpenID endpoints; stable across [`restart`](Self::restart).
     pub fn port(&self) -> u16 {
         self.port

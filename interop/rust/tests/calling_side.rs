@@ -33,16 +33,6 @@ macro_rules! provider {
     };
 }
 
-/// The receiving side: a validator configured with the issuer URL (OIDC discovery) and
-/// `api`'s audience, trusting the provider's CA in https mode.
-fn validator(idp: &Provider, api: Api) -> Validator {
-    Validator::builder()
-        .issuer(Issuer::discovery(idp.issuer()).audience(api.audience()))
-        .http_client(idp.http_client())
-        .build()
-        .unwrap()
-}
-
 /// A source for a `client_secret_basic` client, found by discovery of the issuer.
 fn basic(idp: &Provider, client: ClientCredentials) -> TokenSourceBuilder {
     TokenSource::builder(client.id).issuer(idp.issuer()).client_auth(ClientAuth::client_secret_basic(client.secret))
@@ -83,7 +73,8 @@ async fn client_secret_basic_token_is_accepted_and_cached() {
     assert_eq!(token.scope(), Some("billing:read"), "the granted scope, from the token response");
     let lifetime = token.expires_in();
     assert!(lifetime > Duration::from_secs(290) && lifetime <= Duration::from_secs(300), "{lifetime:?}");
-    accepted(&validator(&idp, Api::Billing), &idp, &token, BILLING_CLIENT.id, Api::Billing, "billing:read").await;
+    accepted(&idp.validator(Api::Billing).unwrap(), &idp, &token, BILLING_CLIENT.id, Api::Billing, "billing:read")
+        .await;
 
     // Cached: the same issued token, no second request, no second wait.
     let again = billing.token().await.unwrap();
@@ -102,7 +93,7 @@ async fn private_key_jwt_with_issuer_and_token_endpoint_audiences() {
         "private_key_jwt_with_issuer_and_token_endpoint_audiences",
         ProviderOptions::new().client_jwks(&[&key])
     );
-    let billing_validator = validator(&idp, Api::Billing);
+    let billing_validator = idp.validator(Api::Billing).unwrap();
     let source = |auth: ClientAuth| TokenSource::builder(PKJWT_CLIENT_ID).issuer(idp.issuer()).client_auth(auth);
 
     // aud = the issuer identifier (the default, with typ client-authentication+jwt).
@@ -124,7 +115,7 @@ async fn private_key_jwt_with_issuer_and_token_endpoint_audiences() {
     // Every request carries a fresh assertion (oidc-provider refuses a replayed jti): a
     // second target of the same source gets its own token.
     let orders = by_issuer.target(target(Api::Orders, "orders:read")).unwrap().token().await.unwrap();
-    accepted(&validator(&idp, Api::Orders), &idp, &orders, PKJWT_CLIENT_ID, Api::Orders, "orders:read").await;
+    accepted(&idp.validator(Api::Orders).unwrap(), &idp, &orders, PKJWT_CLIENT_ID, Api::Orders, "orders:read").await;
 
     // A key the provider does not know: refused as invalid_client.
     let stranger = ClientJwtKey::generate_es256("pkjwt-es256-1").unwrap();
@@ -148,8 +139,8 @@ async fn resource_indicators_give_one_token_per_target() {
         .unwrap();
     let orders = tokens.target(target(Api::Orders, "orders:read")).unwrap();
     let billing = tokens.target(target(Api::Billing, "billing:read")).unwrap();
-    let orders_validator = validator(&idp, Api::Orders);
-    let billing_validator = validator(&idp, Api::Billing);
+    let orders_validator = idp.validator(Api::Orders).unwrap();
+    let billing_validator = idp.validator(Api::Billing).unwrap();
 
     let orders_token = orders.token().await.unwrap();
     let billing_token = billing.token().await.unwrap();
@@ -216,7 +207,7 @@ async fn short_lived_tokens_are_refreshed_ahead_of_expiry() {
     let idp = provider!("short_lived_tokens_are_refreshed_ahead_of_expiry", ProviderOptions::new());
     let tokens = basic(&idp, SHORT_LIVED_CLIENT).min_lifetime(Duration::from_millis(500)).build().unwrap();
     let orders = tokens.target(target(Api::Orders, "orders:read")).unwrap();
-    let orders_validator = validator(&idp, Api::Orders);
+    let orders_validator = idp.validator(Api::Orders).unwrap();
 
     let observed = keep_calling(&orders, Duration::from_secs(5)).await;
     for (i, (token, seen)) in observed.tokens.iter().enumerate() {
@@ -280,7 +271,7 @@ async fn provider_outage_serves_the_cached_token_and_restart_recovers() {
         .build()
         .unwrap();
     let orders = tokens.target(target(Api::Orders, "orders:read")).unwrap();
-    let orders_validator = validator(&idp, Api::Orders);
+    let orders_validator = idp.validator(Api::Orders).unwrap();
     let first = orders.token().await.unwrap();
     accepted(&orders_validator, &idp, &first, SHORT_LIVED_CLIENT.id, Api::Orders, "orders:read").await;
 
@@ -362,7 +353,7 @@ async fn tls_client_auth_over_https() {
     let billing = tokens.target(target(Api::Billing, "billing:read")).unwrap();
     let token = billing.token().await.unwrap_or_else(|e| panic!("tls_client_auth: {e}"));
     assert_eq!(claims(&token)["aud"], "billing-api");
-    accepted(&validator(&idp, Api::Billing), &idp, &token, MTLS_CLIENT_ID, Api::Billing, "billing:read").await;
+    accepted(&idp.validator(Api::Billing).unwrap(), &idp, &token, MTLS_CLIENT_ID, Api::Billing, "billing:read").await;
     assert!(billing.token().await.unwrap().same_as(&token));
     assert_eq!(tokens.stats().token_requests, 1);
 

@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 
 use auth_core::{Issuer, Validator, ValidatorBuilder};
 use base64::Engine as _;
+use examples::demo::get_orders as send_get_orders;
 use examples::demo::{Answer, Case, RunningService, call, start_actix, start_axum};
 use interop_tests::{
     Api, BILLING_CLIENT, IssuedCertificate, MTLS_BOUND_CLIENT, ORDERS_CLIENT, Provider, ProviderOptions, READER_CLIENT,
@@ -691,17 +692,7 @@ impl Bound {
 
 /// `GET /orders` with `token`, and a `Client-Cert` header (RFC 9440) when given.
 async fn get_orders(client: &reqwest::Client, base: &str, token: &str, client_cert: Option<&str>) -> Answer {
-    let mut request = client.get(format!("{base}/orders")).bearer_auth(token);
-    if let Some(value) = client_cert {
-        request = request.header("client-cert", value);
-    }
-    let response = request.send().await.unwrap_or_else(|e| panic!("{base}: {e:?}"));
-    let status = response.status().as_u16();
-    let challenge = response
-        .headers()
-        .get(reqwest::header::WWW_AUTHENTICATE)
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-    Answer { status, challenge, body: response.text().await.unwrap() }
+    send_get_orders(client, base, token, client_cert).await.unwrap_or_else(|e| panic!("{base}: {e}"))
 }
 
 /// Both services answer `status` alike (a 401 with `invalid_token`); the body of a 200.

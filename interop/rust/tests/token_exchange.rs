@@ -19,8 +19,8 @@ use std::time::Duration;
 
 use auth_core::client::{AccessToken, ClientAuth, TokenSource, TokenSourceBuilder, TokenSourceError, TokenTarget};
 use auth_core::{
-    AccessPolicy, ActorMatch, ActorRequirement, Admission, Decision, InboundToken, Issuer, Refusal, RejectReason,
-    RequestContext, Validator,
+    AccessPolicy, ActorMatch, ActorRequirement, Admission, Decision, InboundToken, Refusal, RejectReason,
+    RequestContext,
 };
 use interop_tests::{
     Api, BILLING_CLIENT, ClientCredentials, ORDERS_CLIENT, Provider, READER_CLIENT, TokenRequest, decode_unverified,
@@ -41,24 +41,15 @@ macro_rules! provider {
 /// The launcher's test-only switch: the exchange response leaves out `issued_token_type`.
 const OMIT_ISSUED_TOKEN_TYPE: &str = "x-interop-omit-issued-token-type";
 
-/// A validator for `api`'s audience, configured with the issuer URL (OIDC discovery).
-fn validator(idp: &Provider, api: Api) -> Validator {
-    Validator::builder()
-        .issuer(Issuer::discovery(idp.issuer()).audience(api.audience()))
-        .http_client(idp.http_client())
-        .build()
-        .unwrap()
-}
-
 /// The orders service's route that calls others for its caller: `orders:read`, keeping
 /// the verified token for the exchange.
 fn orders_route(idp: &Provider) -> AccessPolicy {
-    AccessPolicy::new(validator(idp, Api::Orders)).require_scopes(["orders:read"]).unwrap().keep_inbound_token()
+    AccessPolicy::new(idp.validator(Api::Orders).unwrap()).require_scopes(["orders:read"]).unwrap().keep_inbound_token()
 }
 
 /// The billing service's "as caller" route: `billing:read`, acted for by `actor` only.
 fn billing_route(idp: &Provider, actor: ActorMatch) -> AccessPolicy {
-    AccessPolicy::new(validator(idp, Api::Billing))
+    AccessPolicy::new(idp.validator(Api::Billing).unwrap())
         .require_scopes(["billing:read"])
         .unwrap()
         .require_actor(ActorRequirement::one_of([actor]))
@@ -272,7 +263,7 @@ async fn an_actor_the_route_does_not_allow_is_forbidden() {
     assert_eq!(c["sub"], READER_CLIENT.id);
     assert_eq!(c["act"], json!({"sub": BILLING_CLIENT.id, "client_id": BILLING_CLIENT.id}));
 
-    let orders_validator = validator(&idp, Api::Orders);
+    let orders_validator = idp.validator(Api::Orders).unwrap();
     let as_caller = AccessPolicy::new(orders_validator.clone())
         .require_scopes(["orders:read"])
         .unwrap()
@@ -403,7 +394,7 @@ async fn a_re_exchange_nests_the_previous_actor() {
     assert!(c["exp"].as_i64().unwrap() <= claims(first.secret())["exp"].as_i64().unwrap());
 
     // Only the current actor decides; the chain is for audit.
-    let orders_as_billing = AccessPolicy::new(validator(&idp, Api::Orders))
+    let orders_as_billing = AccessPolicy::new(idp.validator(Api::Orders).unwrap())
         .require_scopes(["orders:read"])
         .unwrap()
         .require_actor(ActorRequirement::one_of([ActorMatch::client_id(BILLING_CLIENT.id)]));
@@ -412,7 +403,7 @@ async fn a_re_exchange_nests_the_previous_actor() {
     assert_eq!(principal.subject(), Some(READER_CLIENT.id));
     let chain: Vec<_> = principal.actor().unwrap().chain().map(|a| a.subject.as_deref()).collect();
     assert_eq!(chain, [Some(BILLING_CLIENT.id), Some(ORDERS_CLIENT.id)]);
-    let orders_as_orders = AccessPolicy::new(validator(&idp, Api::Orders))
+    let orders_as_orders = AccessPolicy::new(idp.validator(Api::Orders).unwrap())
         .require_actor(ActorRequirement::one_of([ActorMatch::subject(ORDERS_CLIENT.id)]));
     assert_forbidden_by_actor(&drive(&orders_as_orders, second.secret()).await.unwrap_err(), "sub orders-client");
 }
