@@ -83,6 +83,16 @@ impl IssuerMetadata {
         Ok((document, true))
     }
 
+    /// The key set's URL the document names (`jwks_uri`, https unless `allow_http` or
+    /// loopback), and the document's exact issuer, which tokens must carry.
+    pub(crate) async fn jwks_uri(&self, fetcher: &Fetcher, allow_http: bool) -> Result<(Url, String), String> {
+        let (document, _) = self.document(fetcher).await?;
+        let jwks_uri = document.jwks_uri.as_deref().ok_or("the document has no jwks_uri")?;
+        let url = Url::parse(jwks_uri).map_err(|_| "jwks_uri is not a URL".to_string())?;
+        crate::fetch::require_https(&url, allow_http)?;
+        Ok((url, document.issuer.clone()))
+    }
+
     /// Whether a document is kept (the next [`document`](Self::document) fetches nothing).
     pub(crate) fn is_cached(&self) -> bool {
         self.slot().is_some()

@@ -426,12 +426,12 @@ impl KeySource {
             // Counted as an attempt, whether it succeeds or not.
             self.metrics.source(SourceEvent::DiscoveryFetch, self.index);
         }
-        let (document, _) = metadata.document(&self.fetcher).await.map_err(|e| format!("discovery: {e}"))?;
-        let jwks_uri = document.jwks_uri.as_deref().ok_or("discovery: the document has no jwks_uri")?;
-        let url = Url::parse(jwks_uri).map_err(|_| "discovery: jwks_uri is not a URL".to_string())?;
-        crate::fetch::require_https(&url, self.settings.allow_insecure_http).map_err(|e| format!("discovery: {e}"))?;
-        if self.discovered_issuer.load().as_deref() != Some(&document.issuer) {
-            self.discovered_issuer.store(Some(Arc::new(document.issuer.clone())));
+        let (url, issuer) = metadata
+            .jwks_uri(&self.fetcher, self.settings.allow_insecure_http)
+            .await
+            .map_err(|e| format!("discovery: {e}"))?;
+        if self.discovered_issuer.load().as_deref() != Some(&issuer) {
+            self.discovered_issuer.store(Some(Arc::new(issuer)));
         }
         Ok(url)
     }
