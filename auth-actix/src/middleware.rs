@@ -14,8 +14,8 @@ use actix_web::http::header;
 use actix_web::{Error, HttpMessage, HttpResponse};
 
 use auth_core::{
-    AccessPolicy, Admission, AuthError, ClientCertificate, ConfigError, Decision, Headers, Principal, Refusal,
-    Rejection, RequestContext, Validator,
+    AccessPolicy, Admission, AuthError, ClientCertificate, Decision, Headers, Principal, Refusal, Rejection,
+    RequestContext,
 };
 use futures_util::future::LocalBoxFuture;
 use pin_project_lite::pin_project;
@@ -103,27 +103,7 @@ impl AuthMiddleware {
         AuthMiddleware { policy, on_rejection: None }
     }
 
-    /// A valid token carrying every one of `scopes` (like `auth_tower::AuthLayer::require_scopes`).
-    ///
-    /// ```
-    /// # fn f(validator: auth_actix::Validator) -> Result<(), auth_actix::ConfigError> {
-    /// let orders = auth_actix::AuthMiddleware::require_scopes(&validator, ["orders:read"])?;
-    /// # Ok(()) }
-    /// ```
-    pub fn require_scopes(
-        validator: &Validator,
-        scopes: impl IntoIterator<Item = impl AsRef<str>>,
-    ) -> Result<Self, ConfigError> {
-        AccessPolicy::new(validator.clone()).require_scopes(scopes).map(Self::new)
-    }
-
-    /// A valid token carrying at least one of `scopes`.
-    pub fn require_any_scope(
-        validator: &Validator,
-        scopes: impl IntoIterator<Item = impl AsRef<str>>,
-    ) -> Result<Self, ConfigError> {
-        AccessPolicy::new(validator.clone()).require_any_scope(scopes).map(Self::new)
-    }
+    auth_core::scope_constructors!();
 
     /// Answers rejected requests with `handler`'s response instead of the default JSON
     /// one. The handler gets the error and the default response parts (status,

@@ -113,7 +113,7 @@ fn validator(idp: &TestIssuer) -> Validator {
 }
 
 fn read_orders(validator: &Validator) -> AuthMiddleware {
-    AuthMiddleware::new(AccessPolicy::new(validator.clone()).require_scopes(["orders:read"]).unwrap())
+    AuthMiddleware::require_scopes(validator, ["orders:read"]).unwrap()
 }
 
 /// Handlers answer with what they were given, as JSON.
@@ -297,7 +297,7 @@ async fn each_route_scope_and_resource_has_its_own_policy() {
     let validator = validator(&idp);
     let read = read_orders(&validator);
     let write = AuthMiddleware::new(AccessPolicy::new(validator.clone()).require_scopes(["orders:write"]).unwrap());
-    let admin = AuthMiddleware::new(AccessPolicy::new(validator.clone()).require_any_scope(["admin", "root"]).unwrap());
+    let admin = AuthMiddleware::require_any_scope(&validator, ["admin", "root"]).unwrap();
     let server = Server::start(move |cfg: &mut web::ServiceConfig| {
         cfg.service(
             web::resource("/orders")

@@ -54,6 +54,31 @@
 //! - `reqwest-middleware`: a `reqwest-middleware` middleware that attaches them.
 #![forbid(unsafe_code)]
 
+/// The adapters' `require_scopes` and `require_any_scope` constructors, written once: each
+/// adapter invokes it in the `impl` of its middleware, which has `new(AccessPolicy)`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! scope_constructors {
+    () => {
+        /// A valid token carrying every one of `scopes` (a shorthand for
+        /// `new(AccessPolicy::new(validator.clone()).require_scopes(scopes)?)`).
+        pub fn require_scopes(
+            validator: &$crate::Validator,
+            scopes: impl IntoIterator<Item = impl AsRef<str>>,
+        ) -> Result<Self, $crate::ConfigError> {
+            $crate::AccessPolicy::new(validator.clone()).require_scopes(scopes).map(Self::new)
+        }
+
+        /// A valid token carrying at least one of `scopes`.
+        pub fn require_any_scope(
+            validator: &$crate::Validator,
+            scopes: impl IntoIterator<Item = impl AsRef<str>>,
+        ) -> Result<Self, $crate::ConfigError> {
+            $crate::AccessPolicy::new(validator.clone()).require_any_scope(scopes).map(Self::new)
+        }
+    };
+}
+
 mod actor;
 mod algorithm;
 mod cache;

@@ -6,7 +6,7 @@ use std::task::{Context, Poll};
 
 use std::sync::Arc;
 
-use auth_core::{AccessPolicy, Admission, ConfigError, Decision, Refusal, RequestContext, Validator};
+use auth_core::{AccessPolicy, Admission, Decision, Refusal, RequestContext};
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use http::{Request, Response};
@@ -50,21 +50,7 @@ impl AuthLayer {
         AuthLayer { policy, on_rejection: JsonRejection }
     }
 
-    /// A valid token carrying every one of `scopes`.
-    pub fn require_scopes(
-        validator: &Validator,
-        scopes: impl IntoIterator<Item = impl AsRef<str>>,
-    ) -> Result<Self, ConfigError> {
-        AccessPolicy::new(validator.clone()).require_scopes(scopes).map(Self::new)
-    }
-
-    /// A valid token carrying at least one of `scopes`.
-    pub fn require_any_scope(
-        validator: &Validator,
-        scopes: impl IntoIterator<Item = impl AsRef<str>>,
-    ) -> Result<Self, ConfigError> {
-        AccessPolicy::new(validator.clone()).require_any_scope(scopes).map(Self::new)
-    }
+    auth_core::scope_constructors!();
 }
 
 impl<R> AuthLayer<R> {

@@ -155,6 +155,17 @@ async fn health_server(validator: &Validator) -> std::net::SocketAddr {
     addr
 }
 
+/// A health client over a tonic channel to `addr`, with `token`'s token on each call.
+async fn health_client(
+    addr: std::net::SocketAddr,
+    token: auth_core::client::TargetToken,
+) -> tonic_health::pb::health_client::HealthClient<auth_tower::client::AttachToken<tonic::transport::Channel>> {
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
+    tonic_health::pb::health_client::HealthClient::new(
+        ServiceBuilder::new().layer(AttachTokenLayer::new(token)).service(channel),
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tonic_channel_carries_the_token_and_reports_unavailable_without_one() {
     let w = world().await;
@@ -166,16 +177,12 @@ async fn a_tonic_channel_carries_the_token_and_reports_unavailable_without_one()
         .build()
         .unwrap();
     let target = tokens.target(TokenTarget::resource(BILLING).scope("health:read")).unwrap();
-    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
-    let channel = ServiceBuilder::new().layer(AttachTokenLayer::new(target)).service(channel);
-    let mut client = tonic_health::pb::health_client::HealthClient::new(channel);
+    let mut client = health_client(addr, target).await;
     let request = || tonic_health::pb::HealthCheckRequest { service: String::new() };
     let answer = client.check(request()).await.unwrap().into_inner();
     assert_eq!(answer.status, 1, "SERVING");
     // A token of another target has no health:read: the server says PERMISSION_DENIED.
-    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
-    let other = ServiceBuilder::new().layer(AttachTokenLayer::new(w.token.clone())).service(channel);
-    let status = tonic_health::pb::health_client::HealthClient::new(other).check(request()).await.unwrap_err();
+    let status = health_client(addr, w.token.clone()).await.check(request()).await.unwrap_err();
     assert_eq!(status.code(), tonic::Code::PermissionDenied);
     // No token at all: UNAVAILABLE, and the call is not sent.
     w.idp.set_token_outage(Some(Outage::Refuse));
@@ -186,9 +193,7 @@ async fn a_tonic_channel_carries_the_token_and_reports_unavailable_without_one()
         .unwrap()
         .target(TokenTarget::resource(BILLING).scope("health:read"))
         .unwrap();
-    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
-    let channel = ServiceBuilder::new().layer(AttachTokenLayer::new(fresh)).service(channel);
-    let status = tonic_health::pb::health_client::HealthClient::new(channel).check(request()).await.unwrap_err();
+    let status = health_client(addr, fresh).await.check(request()).await.unwrap_err();
     assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
 }
 
@@ -210,9 +215,7 @@ async fn grpc_unauthenticated_drops_the_token_so_the_next_call_carries_a_new_one
         .build()
         .unwrap();
     let target = tokens.target(TokenTarget::resource(BILLING).scope("health:read")).unwrap();
-    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
-    let channel = ServiceBuilder::new().layer(AttachTokenLayer::new(target)).service(channel);
-    let mut client = tonic_health::pb::health_client::HealthClient::new(channel);
+    let mut client = health_client(addr, target).await;
     let request = || tonic_health::pb::HealthCheckRequest { service: String::new() };
     client.check(request()).await.unwrap();
     // The issuer rotates and withdraws the key that signed the cached token.
