@@ -39,6 +39,30 @@ async fn discovery_then_jwks_and_issuer_mismatch() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_discovery_document_without_a_usable_jwks_uri_fetches_no_keys() {
+    let idp = TestIssuer::start().await.unwrap();
+    let token = idp.token().sign();
+    for (case, jwks_uri) in [
+        ("no jwks_uri", serde_json::Value::Null),
+        ("not a URL", "not a url".into()),
+        ("plain http to a remote host", "http://keys.example.com/jwks".into()),
+        ("not a string", 42.into()),
+    ] {
+        idp.set_discovery_members(Some(serde_json::json!({ "jwks_uri": jwks_uri })));
+        let validator = Validator::builder().issuer(idp.discovery_issuer()).build().unwrap();
+        let before = idp.jwks_fetches();
+        let err = validator.validate(&token).await.unwrap_err();
+        assert!(matches!(err, AuthError::KeysUnavailable { .. }), "{case}: {err:?}");
+        assert_eq!(idp.jwks_fetches(), before, "{case}: no key set is fetched");
+        assert!(validator.metrics().refresh_failures >= 1, "{case}: counted as a failed refresh");
+    }
+    // The same validator setup with the document mended works.
+    idp.set_discovery_members(None);
+    let validator = Validator::builder().issuer(idp.discovery_issuer()).build().unwrap();
+    validator.validate(&token).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn build_does_no_io_and_warm_up_fetches() {
     let idp = TestIssuer::start().await.unwrap();
     let validator = fast(&idp).build().unwrap();

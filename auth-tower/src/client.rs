@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 
 use auth_core::client::{TargetToken, TokenSourceError, says_invalid_token};
 use http::header::AUTHORIZATION;
-use http::{Request, Response, StatusCode};
+use http::{Request, Response};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -102,9 +102,7 @@ where
             let replay = replayable(&request);
             request.headers_mut().insert(AUTHORIZATION, header.clone());
             let response = inner.call(request).await.map_err(Into::into)?;
-            let refused =
-                response.status() == StatusCode::UNAUTHORIZED || response.headers().contains_key("grpc-status");
-            if !refused || !says_invalid_token(response.headers()) {
+            if !says_invalid_token(response.status(), response.headers()) {
                 return Ok(response);
             }
             // The token is dropped whether or not this request can be sent again.
@@ -316,9 +314,7 @@ where
             let token = exchange.token_for(&subject, &target).await.map_err(NoToken::boxed)?;
             request.headers_mut().insert(AUTHORIZATION, token.header_value().clone());
             let response = inner.call(request).await.map_err(Into::into)?;
-            let refused =
-                response.status() == StatusCode::UNAUTHORIZED || response.headers().contains_key("grpc-status");
-            if refused && says_invalid_token(response.headers()) {
+            if says_invalid_token(response.status(), response.headers()) {
                 // The next call on this caller's behalf gets a new exchanged token.
                 exchange.reject(&subject, &target, token.header_value());
             }

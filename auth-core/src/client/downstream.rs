@@ -1,26 +1,30 @@
 //! Reading a downstream's refusal of our token.
 
-use http::HeaderMap;
 use http::header::WWW_AUTHENTICATE;
+use http::{HeaderMap, StatusCode};
 
-/// Whether a downstream's response says the token it got is invalid: a `Bearer`
-/// challenge with `error="invalid_token"` (RFC 6750 §3.1; other errors such as
-/// `insufficient_scope` do not make a new token any better), or gRPC status 16
-/// (`UNAUTHENTICATED`) in a trailers-only response.
+/// Whether a downstream's response says the token it got is invalid: a `401` with a
+/// `Bearer` challenge carrying `error="invalid_token"` (RFC 6750 §3.1; other errors such
+/// as `insufficient_scope` do not make a new token any better), or gRPC status 16
+/// (`UNAUTHENTICATED`) in a trailers-only response, whatever the HTTP status.
 ///
 /// ```
-/// use http::HeaderMap;
+/// use http::{HeaderMap, StatusCode};
 /// use auth_core::client::says_invalid_token;
 ///
 /// let mut headers = HeaderMap::new();
 /// headers.insert("www-authenticate", r#"Bearer realm="api", error="invalid_token""#.parse().unwrap());
-/// assert!(says_invalid_token(&headers));
+/// assert!(says_invalid_token(StatusCode::UNAUTHORIZED, &headers));
+/// assert!(!says_invalid_token(StatusCode::OK, &headers));
 /// ```
-pub fn says_invalid_token(headers: &HeaderMap) -> bool {
-    if headers.get("grpc-status").is_some_and(|v| v.as_bytes() == b"16") {
-        return true;
+pub fn says_invalid_token(status: StatusCode, headers: &HeaderMap) -> bool {
+    match headers.get("grpc-status") {
+        Some(grpc) => grpc.as_bytes() == b"16",
+        None => {
+            status == StatusCode::UNAUTHORIZED
+                && headers.get_all(WWW_AUTHENTICATE).iter().filter_map(|v| v.to_str().ok()).any(bearer_invalid_token)
+        }
     }
-    headers.get_all(WWW_AUTHENTICATE).iter().filter_map(|v| v.to_str().ok()).any(bearer_invalid_token)
 }
 
 /// One `WWW-Authenticate` field value (it may hold several challenges).
@@ -106,11 +110,25 @@ mod tests {
     }
 
     #[test]
-    fn grpc_unauthenticated() {
+    fn grpc_unauthenticated_whatever_the_http_status() {
         let mut headers = HeaderMap::new();
         headers.insert("grpc-status", "16".parse().unwrap());
-        assert!(says_invalid_token(&headers));
+        assert!(says_invalid_token(StatusCode::OK, &headers));
         headers.insert("grpc-status", "7".parse().unwrap());
-        assert!(!says_invalid_token(&headers));
+        assert!(!says_invalid_token(StatusCode::OK, &headers));
+        // gRPC's own status decides, not a stray challenge beside it.
+        headers.insert("www-authenticate", r#"Bearer error="invalid_token""#.parse().unwrap());
+        assert!(!says_invalid_token(StatusCode::UNAUTHORIZED, &headers));
+    }
+
+    #[test]
+    fn a_challenge_counts_only_on_a_401() {
+        let mut headers = HeaderMap::new();
+        headers.insert("www-authenticate", r#"Bearer error="invalid_token""#.parse().unwrap());
+        assert!(says_invalid_token(StatusCode::UNAUTHORIZED, &headers));
+        for status in [StatusCode::OK, StatusCode::FORBIDDEN, StatusCode::SERVICE_UNAVAILABLE] {
+            assert!(!says_invalid_token(status, &headers), "{status}");
+        }
+        assert!(!says_invalid_token(StatusCode::UNAUTHORIZED, &HeaderMap::new()));
     }
 }

@@ -64,6 +64,12 @@ struct Key {
     target: TokenTarget,
 }
 
+impl Key {
+    fn new(subject: &InboundToken, target: &TokenTarget) -> Key {
+        Key { subject: crate::crypto::sha256(subject.secret().as_bytes()), target: target.clone() }
+    }
+}
+
 #[derive(Clone)]
 struct Cached {
     token: AccessToken,
@@ -99,7 +105,7 @@ impl TokenExchange {
         subject: &InboundToken,
         target: &TokenTarget,
     ) -> Result<AccessToken, TokenSourceError> {
-        let key = Key { subject: crate::crypto::sha256(subject.secret().as_bytes()), target: target.clone() };
+        let key = Key::new(subject, target);
         if let Some(cached) = self.inner.cache.get(&key).filter(|c| Instant::now() < c.usable_until) {
             return Ok(cached.token);
         }
@@ -203,7 +209,7 @@ impl TokenExchange {
     /// carried `sent`: drops that exchanged token if it is still the cached one, at most
     /// once per (caller token, target) per cooldown. Returns whether it was dropped.
     pub fn reject(&self, subject: &InboundToken, target: &TokenTarget, sent: &http::HeaderValue) -> bool {
-        let key = Key { subject: crate::crypto::sha256(subject.secret().as_bytes()), target: target.clone() };
+        let key = Key::new(subject, target);
         let Some(cached) = self.inner.cache.get(&key) else { return false };
         if cached.token.header_value().as_bytes() != sent.as_bytes() || self.inner.rejected.contains_key(&key) {
             return false;

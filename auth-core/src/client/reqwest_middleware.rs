@@ -123,7 +123,7 @@ async fn send_once_more_after_invalid_token(
     let replay = request.try_clone();
     request.headers_mut().insert(AUTHORIZATION, header.clone());
     let response = next.clone().run(request, extensions).await?;
-    if response.status() != reqwest::StatusCode::UNAUTHORIZED || !says_invalid_token(response.headers()) {
+    if !says_invalid_token(response.status(), response.headers()) {
         return Ok(response);
     }
     // The token is dropped whether or not this request can be sent again.

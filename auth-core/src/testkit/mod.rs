@@ -112,6 +112,8 @@ pub(crate) struct State {
     pub(crate) etag: bool,
     pub(crate) jwks_override: Option<(String, Vec<u8>)>,
     pub(crate) discovery_issuer: Option<String>,
+    /// Members that replace the discovery document's (`null` removes one).
+    pub(crate) discovery_members: Option<Value>,
     pub(crate) jwks_redirect: Option<String>,
     pub(crate) tokens: token_endpoint::TokenEndpointState,
     pub(crate) token_outage: Option<Outage>,
@@ -178,6 +180,7 @@ impl TestIssuer {
                 etag: false,
                 jwks_override: None,
                 discovery_issuer: None,
+                discovery_members: None,
                 jwks_redirect: None,
                 tokens: token_endpoint::TokenEndpointState::default(),
                 token_outage: None,
@@ -304,6 +307,18 @@ impl TestIssuer {
     /// Make discovery claim another `issuer` (an impersonation attempt).
     pub fn set_discovery_issuer(&self, issuer: Option<&str>) {
         self.shared.state().discovery_issuer = issuer.map(str::to_owned);
+    }
+
+    /// Replace members of the discovery document (a `null` member removes it), for
+    /// tests of a broken document; `None` restores it.
+    ///
+    /// ```no_run
+    /// # async fn f(idp: auth_core::testkit::TestIssuer) {
+    /// idp.set_discovery_members(Some(serde_json::json!({ "jwks_uri": null })));
+    /// # }
+    /// ```
+    pub fn set_discovery_members(&self, members: Option<Value>) {
+        self.shared.state().discovery_members = members;
     }
 
     /// JWKS requests received so far.

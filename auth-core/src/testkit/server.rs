@@ -10,7 +10,7 @@ use http::{Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
 use hyper::body::{Frame, Incoming};
 use hyper_util::rt::TokioIo;
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
@@ -220,6 +220,14 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>, peer: PeerCertifica
         if shared.tls {
             doc["mtls_endpoint_aliases"] = json!({ "token_endpoint": format!("{}/mtls/token", shared.issuer) });
             doc["tls_client_certificate_bound_access_tokens"] = true.into();
+        }
+        if let (Some(document), Some(members)) = (doc.as_object_mut(), state.discovery_members.as_ref()) {
+            for (name, value) in members.as_object().into_iter().flatten() {
+                match value {
+                    Value::Null => drop(document.remove(name)),
+                    value => drop(document.insert(name.clone(), value.clone())),
+                }
+            }
         }
         return Ok(full(StatusCode::OK, "application/json", doc.to_string()));
     }
